@@ -1,0 +1,157 @@
+//! `portctl validate IMAGE [PREFIX...]`: the compliance report, offline.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use portctl_engine::compliance::{self, Report, Status};
+use portctl_engine::{names, Host};
+use serde::Serialize;
+
+use crate::JsonFormat;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// An image name (looked up in the search path) or a path to an image.
+    image: String,
+    /// Unit name prefixes; by default PORTABLE_PREFIXES= of the image, else the image name cut
+    /// at the first '_'.
+    prefixes: Vec<String>,
+    /// The profile whose mounts decide the required mount points.
+    #[arg(short, long, default_value = "default")]
+    profile: String,
+    /// Print the report as JSON.
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "pretty")]
+    json: Option<JsonFormat>,
+    /// Look at the host (search path, profiles) under this root directory.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+}
+
+/// portablectl's `determine_image`: a valid image name is sent as a name (with a warning when a
+/// file of that name is in the working directory); anything else is made absolute and
+/// canonical.
+pub fn determine_image(arg: &str) -> anyhow::Result<String> {
+    if names::image_name_is_valid(arg.as_bytes()) && !arg.contains('/') {
+        if Path::new(arg).exists() {
+            eprintln!(
+                "Ambiguous invocation: current working directory contains file matching non-path argument '{arg}', ignoring. Prefix argument with './' to force reference to file in current working directory."
+            );
+        }
+        return Ok(arg.to_string());
+    }
+    let path = std::fs::canonicalize(arg)
+        .with_context(|| format!("Cannot normalize specified image path '{arg}'"))?;
+    path.into_os_string()
+        .into_string()
+        .map_err(|p| anyhow::anyhow!("Image path '{}' is not valid UTF-8", p.to_string_lossy()))
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    compliant: bool,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let host = Host::new(&args.root)
+        .with_context(|| format!("Cannot open root directory {}", args.root.display()))?;
+    let image_arg = determine_image(&args.image)?;
+    let image = host.find_image(&image_arg)?;
+    let profile = host.service_profile(&args.profile)?;
+    let root = host.open_image(&image)?;
+    let matches = (!args.prefixes.is_empty()).then_some(args.prefixes.as_slice());
+    let report = compliance::check_image(&compliance::Request {
+        host: &host,
+        image: &image,
+        root: &root,
+        profile: &profile,
+        matches,
+        writable: !image.read_only,
+    });
+    match args.json {
+        Some(format) => {
+            let value = JsonReport {
+                compliant: report.compliant(),
+                report: &report,
+            };
+            let text = match format {
+                JsonFormat::Pretty => serde_json::to_string_pretty(&value)?,
+                JsonFormat::Short => serde_json::to_string(&value)?,
+            };
+            println!("{text}");
+        }
+        None => print_human(&report),
+    }
+    Ok(if report.compliant() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Repairable => "repairable",
+        Status::Failed => "FAILED",
+    }
+}
+
+fn print_human(r: &Report) {
+    let profile_where = match &r.profile.path {
+        Some(p) => p.display().to_string(),
+        None => "built-in copy".into(),
+    };
+    println!(
+        "Image:    {} ({}, {})",
+        r.image.path.display(),
+        r.image.kind,
+        if r.writable { "writable" } else { "read-only" }
+    );
+    println!("Profile:  {} ({profile_where})", r.profile.name);
+    println!("Prefixes: {}", r.matches.join(" "));
+    println!();
+    println!("{:<3} {:<13} {:<11} DETAILS", "#", "RULE", "RESULT");
+    let mut checks: Vec<_> = r.checks.iter().collect();
+    checks.sort_by_key(|c| c.number);
+    for c in checks {
+        let mut details = c.details.iter();
+        println!(
+            "{:<3} {:<13} {:<11} {}",
+            c.number,
+            c.rule,
+            status_word(c.status),
+            details.next().map(String::as_str).unwrap_or(c.title)
+        );
+        for d in details {
+            println!("{:<29} {d}", "");
+        }
+    }
+    println!();
+    if r.compliant() {
+        if r.missing.is_empty() {
+            println!("{}: compliant.", r.image.name);
+        } else {
+            println!(
+                "{}: compliant; attach creates the {} missing path(s) in the writable image.",
+                r.image.name,
+                r.missing.len()
+            );
+        }
+    } else {
+        let failed = r
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Failed)
+            .count();
+        println!("{}: NOT compliant, {failed} rule(s) failed.", r.image.name);
+        if !r.writable && !r.missing.is_empty() {
+            println!("The image is read-only, so these must be added when it is built:");
+            for m in &r.missing {
+                println!("  {} ({:?})", m.path, m.kind);
+            }
+        }
+    }
+}

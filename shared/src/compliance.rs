@@ -1,0 +1,470 @@
+//! The compliance report: an image checked, rule by rule, against the portable-image
+//! requirements (docs image-requirements), for the chosen profile.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::elf::{self, Executable};
+use crate::host::Host;
+use crate::image::Image;
+use crate::names;
+use crate::os_release::{read_os_release, ReleaseFile};
+use crate::profile::{required_paths, PathKind, Profile, RequiredPath};
+use crate::root::{ImageRoot, NodeKind};
+use crate::unit_file;
+use crate::units::{find_units, UnitFile};
+
+/// The `Exec*=` settings whose programs must exist in the image.
+const EXEC_KEYS: [&str; 7] = [
+    "ExecCondition",
+    "ExecStartPre",
+    "ExecStart",
+    "ExecStartPost",
+    "ExecReload",
+    "ExecStop",
+    "ExecStopPost",
+];
+
+/// Where a program named without a path is looked for (systemd's default `PATH`, split /usr).
+const EXEC_SEARCH_PATH: [&str; 6] = [
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The rule holds.
+    Ok,
+    /// Something is missing that attach creates, because the image is writable.
+    Repairable,
+    /// The image breaks the rule.
+    Failed,
+}
+
+/// One rule of the requirements and how the image fares.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// A stable identifier, e.g. `mount-points`.
+    pub rule: &'static str,
+    /// The rule's number in the requirements document.
+    pub number: u8,
+    pub title: &'static str,
+    pub status: Status,
+    /// What was found, or each problem, one per line.
+    pub details: Vec<String>,
+}
+
+/// The whole report for one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub image: Image,
+    /// Whether attach may create what is missing (a writable image).
+    pub writable: bool,
+    pub profile: Profile,
+    pub matches: Vec<String>,
+    pub os_release: Option<String>,
+    pub units: Vec<String>,
+    pub checks: Vec<Check>,
+    /// Every path the profile mounts over that the image lacks.
+    pub missing: Vec<RequiredPath>,
+}
+
+impl Report {
+    /// True when attaching the image would work (what is missing can be created).
+    pub fn compliant(&self) -> bool {
+        self.checks.iter().all(|c| c.status != Status::Failed)
+    }
+}
+
+/// What to check.
+pub struct Request<'a> {
+    pub host: &'a Host,
+    pub image: &'a Image,
+    pub root: &'a ImageRoot,
+    pub profile: &'a Profile,
+    /// Unit prefixes given by the user; `None` derives them as attach would.
+    pub matches: Option<&'a [String]>,
+    /// Whether the tree can be written to (repair possible).
+    pub writable: bool,
+}
+
+fn check(rule: &'static str, number: u8, title: &'static str) -> Check {
+    Check {
+        rule,
+        number,
+        title,
+        status: Status::Ok,
+        details: Vec::new(),
+    }
+}
+
+impl Check {
+    fn fail(&mut self, detail: String) {
+        self.status = Status::Failed;
+        self.details.push(detail);
+    }
+}
+
+/// Checks an image. Errors are reserved for failures to read the image at all; everything the
+/// image lacks is reported in the returned [`Report`].
+pub fn check_image(req: &Request<'_>) -> Report {
+    let mut tree = check("os-tree", 2, "a directory tree or a raw disk image");
+    tree.details.push(format!(
+        "{} image {}{}",
+        req.image.kind,
+        req.image.path.display(),
+        if req.writable { "" } else { " (read-only)" }
+    ));
+
+    // Rule 3: os-release with ID=.
+    let mut osr = check("os-release", 3, "an os-release file with ID=");
+    let release: Option<ReleaseFile> = match read_os_release(req.root) {
+        Ok(Some(r)) => Some(r),
+        Ok(None) => {
+            osr.fail("no /etc/os-release or /usr/lib/os-release in the image".into());
+            None
+        }
+        Err(e) => {
+            osr.fail(e.to_string());
+            None
+        }
+    };
+    if let Some(r) = &release {
+        match r.parsed.non_empty("ID") {
+            Some(id) => osr.details.push(format!(
+                "{}: {} (ID={id})",
+                r.path,
+                r.parsed.non_empty("PRETTY_NAME").unwrap_or("n/a")
+            )),
+            None => osr.fail(format!("{} has no ID= field", r.path)),
+        }
+        for w in &r.parsed.warnings {
+            osr.details
+                .push(format!("{} line {}: {}", r.path, w.line, w.message));
+        }
+    }
+
+    // Rule 4: unit files matching the prefixes (and the PORTABLE_PREFIXES allow-list).
+    let mut unitc = check("unit-files", 4, "unit files named with the image's prefix");
+    let allow = release
+        .as_ref()
+        .map(|r| r.parsed.portable_prefixes())
+        .unwrap_or_default();
+    let matches: Vec<String> = match req.matches {
+        Some(m) => {
+            let bad: Vec<&String> = m
+                .iter()
+                .filter(|x| !allow.is_empty() && !allow.contains(x))
+                .collect();
+            if !bad.is_empty() {
+                let mut sorted = allow.clone();
+                sorted.sort();
+                unitc.fail(format!(
+                    "Selected matches '{}' are not compatible with portable service image '{}', refusing. (Acceptable prefix matches are: {})",
+                    m.join("', '"),
+                    req.image.name,
+                    sorted.join(", ")
+                ));
+            }
+            m.to_vec()
+        }
+        None if !allow.is_empty() => allow.clone(),
+        None => match names::default_prefix(&req.image.file_name()) {
+            Some(p) => vec![p],
+            None => {
+                unitc.fail(format!(
+                    "cannot derive a unit prefix from the image name '{}'; name the prefixes",
+                    req.image.file_name()
+                ));
+                Vec::new()
+            }
+        },
+    };
+    let units: Vec<UnitFile> = if unitc.status == Status::Failed {
+        Vec::new()
+    } else {
+        match find_units(req.root, &matches) {
+            Ok(u) => u,
+            Err(e) => {
+                unitc.fail(e.to_string());
+                Vec::new()
+            }
+        }
+    };
+    if unitc.status == Status::Ok {
+        if units.is_empty() {
+            unitc.fail(format!(
+                "no unit files matching '{}' in {} (looked for .service, .socket, .target, .timer and .path files)",
+                matches.join("', '"),
+                "/etc/systemd/system, /usr/lib/systemd/system, /lib/systemd/system and the rest of the unit search path",
+            ));
+        } else {
+            for u in &units {
+                unitc
+                    .details
+                    .push(format!("{} ({})", u.name, u.path.display()));
+            }
+        }
+    }
+
+    // Rules 1 and 7: executables, their architecture, their loaders.
+    let mut exec = check(
+        "executables",
+        1,
+        "the units' programs exist, are executable and run on this host",
+    );
+    let mut loader = check(
+        "loader",
+        7,
+        "the ELF interpreter (or #! interpreter) each program needs",
+    );
+    check_programs(req.root, &units, &mut exec, &mut loader);
+
+    // Rules 5 and 6: what the profile mounts over.
+    let mut files = check(
+        "host-files",
+        5,
+        "the files the host's versions are mounted over",
+    );
+    let mut dirs = check(
+        "mount-points",
+        6,
+        "the mount points of the API and temporary file systems",
+    );
+    let mut missing = Vec::new();
+    for r in required_paths(req.host, &req.profile.content) {
+        let target = match r.kind {
+            PathKind::File => &mut files,
+            PathKind::Directory => &mut dirs,
+        };
+        match req.root.stat(Path::new(&r.path)) {
+            Ok(Some(st)) => {
+                let is_dir = NodeKind::of(&st) == NodeKind::Directory;
+                if is_dir != (r.kind == PathKind::Directory) {
+                    target.fail(format!(
+                        "{} is a {}, but {} needs a {}",
+                        r.path,
+                        NodeKind::of(&st),
+                        r.reason,
+                        if r.kind == PathKind::Directory {
+                            "directory"
+                        } else {
+                            "file"
+                        }
+                    ));
+                } else {
+                    target.details.push(format!("{} present", r.path));
+                }
+            }
+            Ok(None) => {
+                target
+                    .details
+                    .push(format!("{} missing (for {})", r.path, r.reason));
+                if target.status == Status::Ok {
+                    target.status = if req.writable {
+                        Status::Repairable
+                    } else {
+                        Status::Failed
+                    };
+                }
+                missing.push(r);
+            }
+            Err(e) => target.fail(format!("{}: {e}", r.path)),
+        }
+    }
+
+    Report {
+        image: req.image.clone(),
+        writable: req.writable,
+        profile: req.profile.clone(),
+        matches,
+        os_release: release.map(|r| r.path),
+        units: units.iter().map(|u| u.name.clone()).collect(),
+        checks: vec![exec, tree, osr, unitc, files, dirs, loader],
+        missing,
+    }
+}
+
+/// The program paths of a service's `Exec*=` lines, in order, without duplicates.
+fn exec_programs(unit: &UnitFile) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(&unit.content);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for a in unit_file::parse(&text) {
+        if a.section != "Service" || !EXEC_KEYS.contains(&a.key.as_str()) {
+            continue;
+        }
+        if a.value.is_empty() {
+            out.retain(|(k, _)| *k != a.key);
+            continue;
+        }
+        if let Some(p) = unit_file::exec_program(&a.value) {
+            if !p.contains('%') && !out.iter().any(|(_, q)| *q == p) {
+                out.push((a.key, p));
+            }
+        }
+    }
+    out
+}
+
+/// Resolves a program name inside the image as systemd would: absolute as is, otherwise the
+/// first executable match in the default `PATH`.
+fn resolve_program(root: &ImageRoot, program: &str) -> PathBuf {
+    if program.starts_with('/') {
+        return PathBuf::from(program);
+    }
+    for dir in EXEC_SEARCH_PATH {
+        let p = Path::new(dir).join(program);
+        if matches!(root.stat(&p), Ok(Some(_))) {
+            return p;
+        }
+    }
+    Path::new("/usr/bin").join(program)
+}
+
+fn check_executable_file(root: &ImageRoot, path: &Path) -> Result<(), String> {
+    match root.stat(path) {
+        Ok(Some(st)) => {
+            let kind = NodeKind::of(&st);
+            if kind != NodeKind::File {
+                return Err(format!(
+                    "{} is a {kind}, not an executable file",
+                    path.display()
+                ));
+            }
+            if st.st_mode & 0o111 == 0 {
+                return Err(format!(
+                    "{} is not executable (mode {:04o})",
+                    path.display(),
+                    st.st_mode & 0o7777
+                ));
+            }
+            Ok(())
+        }
+        Ok(None) => Err(format!("{} is missing in the image", path.display())),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn check_programs(root: &ImageRoot, units: &[UnitFile], exec: &mut Check, loader: &mut Check) {
+    let mut done = BTreeSet::new();
+    for unit in units.iter().filter(|u| u.name.ends_with(".service")) {
+        for (key, program) in exec_programs(unit) {
+            let path = resolve_program(root, &program);
+            if !done.insert(path.clone()) {
+                continue;
+            }
+            let who = format!("{}: {key}={}", unit.name, path.display());
+            if let Err(e) = check_executable_file(root, &path) {
+                exec.fail(format!("{}: {e}", unit.name));
+                continue;
+            }
+            let file = match root.open_regular(&path) {
+                Ok(fd) => std::fs::File::from(fd),
+                Err(e) => {
+                    exec.fail(format!("{who}: {e}"));
+                    continue;
+                }
+            };
+            match elf::identify(&file) {
+                Ok(Executable::Elf(info)) => {
+                    if !elf::runs_on_host(&info) {
+                        exec.fail(format!(
+                            "{who}: built for {}, this host runs {}",
+                            elf::machine_name(info.machine),
+                            elf::host_machine_name()
+                        ));
+                        continue;
+                    }
+                    exec.details
+                        .push(format!("{who} ({} ELF)", elf::machine_name(info.machine)));
+                    match info.interpreter {
+                        Some(interp) => {
+                            check_interpreter(root, &who, &interp, "ELF interpreter", loader)
+                        }
+                        None => loader.details.push(format!("{who}: statically linked")),
+                    }
+                }
+                Ok(Executable::Script(interp)) => {
+                    exec.details.push(format!("{who} (script)"));
+                    check_interpreter(root, &who, &interp, "#! interpreter", loader);
+                }
+                Ok(Executable::Unknown) => {
+                    exec.fail(format!("{who}: neither an ELF binary nor a #! script"));
+                }
+                Err(e) => exec.fail(format!("{who}: {e}")),
+            }
+        }
+    }
+}
+
+fn check_interpreter(root: &ImageRoot, who: &str, interp: &str, what: &str, loader: &mut Check) {
+    if !interp.starts_with('/') {
+        loader.fail(format!("{who}: {what} '{interp}' is not an absolute path"));
+        return;
+    }
+    match check_executable_file(root, Path::new(interp)) {
+        Ok(()) => loader
+            .details
+            .push(format!("{who}: {what} {interp} present")),
+        Err(e) => loader.fail(format!("{who} needs its {what} {interp}: {e}")),
+    }
+}
+
+/// What [`repair`] did: `mkdir` or `write` of a path inside the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Created {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub path: PathBuf,
+}
+
+/// Creates the missing paths of a writable image: directories (0755, the temporary ones
+/// 1777) with their parents, and empty files (0644).
+pub fn repair(root: &ImageRoot, missing: &[RequiredPath]) -> io::Result<Vec<Created>> {
+    let mut created = Vec::new();
+    for r in missing {
+        let path = Path::new(&r.path);
+        match r.kind {
+            PathKind::Directory => {
+                if let Some(parent) = path.parent() {
+                    for p in root.mkdir_p(parent, 0o755)? {
+                        created.push(Created {
+                            kind: "mkdir",
+                            path: p,
+                        });
+                    }
+                }
+                for p in root.mkdir_p(path, r.mode)? {
+                    created.push(Created {
+                        kind: "mkdir",
+                        path: p,
+                    });
+                }
+            }
+            PathKind::File => {
+                if let Some(parent) = path.parent() {
+                    for p in root.mkdir_p(parent, 0o755)? {
+                        created.push(Created {
+                            kind: "mkdir",
+                            path: p,
+                        });
+                    }
+                }
+                root.create_empty_file(path, r.mode)?;
+                created.push(Created {
+                    kind: "write",
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(created)
+}

@@ -1,0 +1,64 @@
+//! The engine's error type. Each variant names the image, the path and the step that failed;
+//! the D-Bus layer maps them onto the reference's error names.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::names::ImageRefError;
+use crate::os_release::ReleaseReadError;
+use crate::units::UnitError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("No image '{0}' found.")]
+    NoSuchImage(String),
+    #[error(
+        "Type of image '{0}' not recognized; supported image types are directories/btrfs \
+         subvolumes, block devices, and raw disk image files with suffix '.raw'."
+    )]
+    BadImageType(String),
+    #[error(transparent)]
+    BadImageRef(#[from] ImageRefError),
+    #[error("Image '{0}' lacks os-release data, refusing.")]
+    NoOsRelease(String),
+    #[error("Image '{image}': {source}")]
+    OsRelease {
+        image: String,
+        #[source]
+        source: ReleaseReadError,
+    },
+    #[error("Image '{image}': {source}")]
+    Unit {
+        image: String,
+        #[source]
+        source: UnitError,
+    },
+    #[error("Unit profile '{0}' not found in any profile directory.")]
+    NoSuchProfile(String),
+    #[error("Unit profile name not valid: {0}")]
+    BadProfileName(String),
+    #[error("{what} '{}': {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds the step and the path to an `io::Error`.
+pub(crate) trait IoContext<T> {
+    fn context(self, what: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, what: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            what,
+            path: path.into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! The host's file system, seen through a root directory that tests can inject.
+//!
+//! Every host path the engine uses (search path, profile directories, attached-unit
+//! directories) is a *logical* absolute path such as `/var/lib/portables`, resolved inside the
+//! host root with `openat2(RESOLVE_IN_ROOT)`, so that an absolute symlink like
+//! `/etc/portables/foo -> /var/lib/portables/foo` stays inside a test root too.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::root::ImageRoot;
+
+/// The image search path, in priority order (section 4.1).
+pub const IMAGE_SEARCH_PATH: [&str; 5] = [
+    "/etc/portables",
+    "/run/portables",
+    "/var/lib/portables",
+    "/usr/local/lib/portables",
+    "/usr/lib/portables",
+];
+
+/// The pool of images (`PoolPath`).
+pub const POOL_PATH: &str = "/var/lib/portables";
+
+/// The profile search path, in priority order (section 6.1).
+pub const PROFILE_SEARCH_PATH: [&str; 4] = [
+    "/etc/systemd/portable/profile",
+    "/run/systemd/portable/profile",
+    "/usr/local/lib/systemd/portable/profile",
+    "/usr/lib/systemd/portable/profile",
+];
+
+/// The host, under a root directory (`/` on a real system).
+#[derive(Debug)]
+pub struct Host {
+    root: PathBuf,
+    fs: ImageRoot,
+}
+
+impl Host {
+    /// The host under `root`; `/` is the real system.
+    pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        let fs = ImageRoot::open_dir(&root, Some(PathBuf::from("/")))?;
+        Ok(Self { root, fs })
+    }
+
+    /// The real system.
+    pub fn system() -> io::Result<Self> {
+        Self::new("/")
+    }
+
+    /// The root directory everything is resolved in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The host's file system, to read through.
+    pub fn fs(&self) -> &ImageRoot {
+        &self.fs
+    }
+
+    /// Where a logical host path lies in this process's view (for messages and tools only:
+    /// file access goes through [`Host::fs`]).
+    pub fn real_path(&self, logical: &Path) -> PathBuf {
+        self.root.join(logical.strip_prefix("/").unwrap_or(logical))
+    }
+}

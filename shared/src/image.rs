@@ -1,0 +1,314 @@
+//! Image discovery (section 4): what counts as an image, where images are looked for, their
+//! names, types, read-only state, timestamps and disk usage.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, OFlags, Stat, StatxFlags};
+use serde::Serialize;
+
+use crate::error::{Error, IoContext, Result};
+use crate::host::{Host, IMAGE_SEARCH_PATH};
+use crate::names::{self, ImageRef};
+use crate::root::ImageRoot;
+use crate::sys;
+
+/// Sentinel for "unknown" sizes (`UINT64_MAX`).
+pub const UNKNOWN: u64 = u64::MAX;
+
+const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
+const BTRFS_FIRST_FREE_OBJECTID: u64 = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageType {
+    Directory,
+    Subvolume,
+    Raw,
+    Block,
+}
+
+impl ImageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Directory => "directory",
+            Self::Subvolume => "subvolume",
+            Self::Raw => "raw",
+            Self::Block => "block",
+        }
+    }
+
+    /// Directory-like images are used with `RootDirectory=`, the others with `RootImage=`.
+    pub fn is_directory(self) -> bool {
+        matches!(self, Self::Directory | Self::Subvolume)
+    }
+}
+
+impl fmt::Display for ImageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A discovered image, with the properties of the reference's Image object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Image {
+    pub name: String,
+    /// The path as found (a symlink in /etc/portables stays the symlink path), on the host.
+    pub path: PathBuf,
+    #[serde(rename = "type")]
+    pub kind: ImageType,
+    pub read_only: bool,
+    /// Birth time in µs since the epoch, 0 when unknown.
+    pub crtime_usec: u64,
+    /// Modification time in µs; 0 for directories and block devices, as the reference.
+    pub mtime_usec: u64,
+    pub usage: u64,
+    pub usage_exclusive: u64,
+    pub limit: u64,
+    pub limit_exclusive: u64,
+}
+
+impl Image {
+    /// Whether the name marks the image as hidden (a leading `.`).
+    pub fn is_hidden(&self) -> bool {
+        self.name.starts_with('.')
+    }
+
+    /// The file name of the image path (with `.raw` for raw images).
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn classify(st: &Stat, file_name: &[u8]) -> Option<(ImageType, bool)> {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => Some((ImageType::Directory, false)),
+        FileType::RegularFile if file_name.ends_with(b".raw") => Some((ImageType::Raw, true)),
+        FileType::BlockDevice => Some((ImageType::Block, false)),
+        _ => None,
+    }
+}
+
+fn usec(sec: i64, nsec: u32) -> u64 {
+    if sec <= 0 {
+        return 0;
+    }
+    (sec as u64).saturating_mul(1_000_000) + u64::from(nsec) / 1000
+}
+
+/// Birth time: statx btime, else systemd's `user.crtime_usec` xattr; 0 when unknown.
+fn crtime(fd: &OwnedFd) -> u64 {
+    if let Ok(stx) = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BTIME) {
+        if stx.stx_mask & StatxFlags::BTIME.bits() != 0 {
+            return usec(stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec);
+        }
+    }
+    let mut buf = [0u8; 8];
+    match rustix::fs::fgetxattr(fd, "user.crtime_usec", &mut buf) {
+        Ok(8) => u64::from_le_bytes(buf),
+        _ => 0,
+    }
+}
+
+/// Builds the [`Image`] for `path` (a logical host path), which `stat()` says is of `kind`.
+fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Result<Image> {
+    let fs = host.fs();
+    let flags = match kind {
+        ImageType::Directory | ImageType::Subvolume => OFlags::RDONLY | OFlags::DIRECTORY,
+        ImageType::Raw | ImageType::Block => OFlags::RDONLY | OFlags::NONBLOCK,
+    };
+    let pfd = fs.open_path(&path).context("Failed to open image", &path)?;
+    let st = rustix::fs::fstat(&pfd)
+        .map_err(std::io::Error::from)
+        .context("Failed to stat image", &path)?;
+    // Re-open for reading, so that ioctls and xattrs work (an O_PATH fd allows neither).
+    let fd = rustix::fs::open(
+        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pfd)),
+        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+    .context("Failed to open image", &path)?;
+    let fs_read_only = rustix::fs::fstatvfs(&fd)
+        .map(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+        .unwrap_or(false);
+    let vendor = path.starts_with("/usr");
+    let mut image = Image {
+        name,
+        path,
+        kind,
+        read_only: vendor || fs_read_only,
+        crtime_usec: crtime(&fd),
+        mtime_usec: 0,
+        usage: UNKNOWN,
+        usage_exclusive: UNKNOWN,
+        limit: UNKNOWN,
+        limit_exclusive: UNKNOWN,
+    };
+    match kind {
+        ImageType::Directory | ImageType::Subvolume => {
+            let is_btrfs = rustix::fs::fstatfs(&fd)
+                .map(|s| s.f_type as i64 == BTRFS_SUPER_MAGIC)
+                .unwrap_or(false);
+            if is_btrfs && st.st_ino == BTRFS_FIRST_FREE_OBJECTID {
+                image.kind = ImageType::Subvolume;
+                image.read_only |= sys::btrfs_subvol_read_only(&fd).unwrap_or(false);
+            }
+            let immutable = sys::inode_flags(std::os::fd::AsFd::as_fd(&fd))
+                .map(|f| f & sys::FS_IMMUTABLE_FL != 0)
+                .unwrap_or(false);
+            image.read_only |= immutable;
+        }
+        ImageType::Raw => {
+            image.read_only |= st.st_mode & 0o222 == 0;
+            image.mtime_usec = usec(st.st_mtime, st.st_mtime_nsec as u32);
+            image.usage = (st.st_blocks as u64).saturating_mul(512);
+            image.usage_exclusive = image.usage;
+            image.limit = st.st_size as u64;
+            image.limit_exclusive = image.limit;
+        }
+        ImageType::Block => {
+            image.read_only |= sys::block_read_only(&fd).unwrap_or(false);
+            if let Ok(size) = sys::block_size(&fd) {
+                image.usage = size;
+                image.usage_exclusive = size;
+                image.limit = size;
+                image.limit_exclusive = size;
+            }
+        }
+    }
+    Ok(image)
+}
+
+fn missing(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+}
+
+impl Host {
+    /// Every image in the search path, sorted by name. When two directories hold an image of
+    /// the same name, the earlier directory wins.
+    pub fn list_images(&self) -> Result<Vec<Image>> {
+        let mut seen = HashSet::new();
+        let mut images = Vec::new();
+        for dir in IMAGE_SEARCH_PATH {
+            let entries = match self.fs().read_dir(Path::new(dir)) {
+                Ok(Some(e)) => e,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(dir, "cannot list image directory: {e}");
+                    continue;
+                }
+            };
+            // Directories and block devices before raw files, as a lookup by name would.
+            let mut found = Vec::new();
+            for entry in entries {
+                let file_name = entry.name.as_bytes();
+                let path = Path::new(dir).join(&entry.name);
+                let st = match self.fs().stat(&path) {
+                    Ok(Some(st)) => st,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), "cannot stat image: {e}");
+                        continue;
+                    }
+                };
+                let Some((kind, raw)) = classify(&st, file_name) else {
+                    continue;
+                };
+                let Some(name) = names::image_name_from_file_name(file_name, raw) else {
+                    continue;
+                };
+                found.push((raw, name, path, kind));
+            }
+            found.sort_by_key(|(raw, ..)| *raw);
+            for (_, name, path, kind) in found {
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                match make_image(self, name, path, kind) {
+                    Ok(image) => images.push(image),
+                    Err(e) => tracing::warn!("skipping image: {e}"),
+                }
+            }
+        }
+        images.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(images)
+    }
+
+    /// Looks an image up by name in the search path.
+    pub fn find_image_by_name(&self, name: &str) -> Result<Image> {
+        if !names::image_name_is_valid(name.as_bytes()) {
+            return Err(names::ImageRefError::Invalid(name.to_string()).into());
+        }
+        for dir in IMAGE_SEARCH_PATH {
+            // `<name>`: a directory or a block device.
+            let path = Path::new(dir).join(name);
+            match self.fs().stat(&path) {
+                Ok(Some(st)) => match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Directory => {
+                        return make_image(self, name.to_string(), path, ImageType::Directory)
+                    }
+                    FileType::BlockDevice => {
+                        return make_image(self, name.to_string(), path, ImageType::Block)
+                    }
+                    _ => {}
+                },
+                Ok(None) => {}
+                Err(e) => return Err(e).context("Failed to look up image", path),
+            }
+            // `<name>.raw`: a regular file.
+            let path = Path::new(dir).join(format!("{name}.raw"));
+            match self.fs().stat(&path) {
+                Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+                    return make_image(self, name.to_string(), path, ImageType::Raw)
+                }
+                Ok(_) => {}
+                Err(e) if missing(&e) => {}
+                Err(e) => return Err(e).context("Failed to look up image", path),
+            }
+        }
+        Err(Error::NoSuchImage(name.to_string()))
+    }
+
+    /// The image at an absolute, normalized path (anywhere, not only in the search path).
+    pub fn image_from_path(&self, path: &Path) -> Result<Image> {
+        let shown = path.display().to_string();
+        let st = match self.fs().stat(path) {
+            Ok(Some(st)) => st,
+            Ok(None) => return Err(Error::NoSuchImage(shown)),
+            Err(e) => return Err(e).context("Failed to look up image", path),
+        };
+        let file_name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+        let (kind, raw) =
+            classify(&st, file_name).ok_or_else(|| Error::BadImageType(shown.clone()))?;
+        let name = names::image_name_from_file_name(file_name, raw)
+            .ok_or_else(|| names::ImageRefError::Invalid(shown.clone()))?;
+        make_image(self, name, path.to_path_buf(), kind)
+    }
+
+    /// Resolves an image argument: a name (searched in the search path) or an absolute,
+    /// normalized path.
+    pub fn find_image(&self, arg: &str) -> Result<Image> {
+        match names::parse_image_ref(arg)? {
+            ImageRef::Name(name) => self.find_image_by_name(name),
+            ImageRef::Path(path) => self.image_from_path(path),
+        }
+    }
+
+    /// Opens a directory image's tree for reading. (Raw and block images are opened through
+    /// the mount module.)
+    pub fn open_directory_image(&self, image: &Image) -> Result<ImageRoot> {
+        let fd = self
+            .fs()
+            .open_path(&image.path)
+            .context("Failed to open image", &image.path)?;
+        Ok(ImageRoot::from_fd(fd, Some(image.path.clone()), None))
+    }
+}

@@ -1,0 +1,342 @@
+//! A handle on an image's root directory, through which every file of the image is read.
+//!
+//! All paths are resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` relative to
+//! the root's file descriptor, so that symbolic links inside the image (absolute or relative,
+//! `../../..` included) can never lead out of it: a unit that is a symlink to `/etc/shadow`
+//! reads the image's `/etc/shadow`, never the host's. The same handle serves directory images
+//! and mounted raw images alike.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
+
+/// What a path inside an image turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    File,
+    Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    Unknown,
+}
+
+impl NodeKind {
+    pub fn from_file_type(t: FileType) -> Self {
+        match t {
+            FileType::RegularFile => Self::File,
+            FileType::Directory => Self::Directory,
+            FileType::Symlink => Self::Symlink,
+            FileType::Fifo => Self::Fifo,
+            FileType::Socket => Self::Socket,
+            FileType::CharacterDevice => Self::CharDevice,
+            FileType::BlockDevice => Self::BlockDevice,
+            _ => Self::Unknown,
+        }
+    }
+
+    pub fn of(st: &Stat) -> Self {
+        Self::from_file_type(FileType::from_raw_mode(st.st_mode))
+    }
+}
+
+impl fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::File => "regular file",
+            Self::Directory => "directory",
+            Self::Symlink => "symbolic link",
+            Self::Fifo => "FIFO",
+            Self::Socket => "socket",
+            Self::CharDevice => "character device",
+            Self::BlockDevice => "block device",
+            Self::Unknown => "file of unknown type",
+        })
+    }
+}
+
+/// Why a file of the image could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("is a {0}, not a regular file")]
+    NotRegular(NodeKind),
+    #[error("is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// One entry of a directory inside the image.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: OsString,
+    /// The type of the entry itself (a symlink is reported as `Symlink`).
+    pub kind: NodeKind,
+}
+
+/// An open image root. Keeps whatever holds the tree alive (a mount, a loop device) for as long
+/// as the handle lives.
+pub struct ImageRoot {
+    fd: OwnedFd,
+    /// Where the tree is visible on the host, if it is (directory images). `None` for raw
+    /// images, whose tree lives in a private, detached mount.
+    host_path: Option<PathBuf>,
+    _keep: Option<Box<dyn Send + Sync>>,
+}
+
+impl fmt::Debug for ImageRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImageRoot")
+            .field("fd", &self.fd)
+            .field("host_path", &self.host_path)
+            .finish()
+    }
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+fn is_missing(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+}
+
+impl ImageRoot {
+    /// Opens the directory at `path` (a real path on this machine) as an image root.
+    /// `host_path` is the path under which the host's service manager sees the same tree.
+    pub fn open_dir(path: &Path, host_path: Option<PathBuf>) -> io::Result<Self> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Self {
+            fd,
+            host_path,
+            _keep: None,
+        })
+    }
+
+    /// Wraps an already open directory fd (e.g. a detached mount), keeping `keep` alive with it.
+    pub fn from_fd(
+        fd: OwnedFd,
+        host_path: Option<PathBuf>,
+        keep: Option<Box<dyn Send + Sync>>,
+    ) -> Self {
+        Self {
+            fd,
+            host_path,
+            _keep: keep,
+        }
+    }
+
+    pub fn host_path(&self) -> Option<&Path> {
+        self.host_path.as_deref()
+    }
+
+    /// The host-visible path of `path` inside this image, when the image is visible on the host.
+    pub fn host_path_of(&self, path: &Path) -> Option<PathBuf> {
+        self.host_path
+            .as_ref()
+            .map(|root| root.join(path.strip_prefix("/").unwrap_or(path)))
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn resolve(&self, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+        let path = if path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            path
+        };
+        // openat2() refuses O_PATH with anything but O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC.
+        let extra = if flags.contains(OFlags::PATH) {
+            OFlags::CLOEXEC
+        } else {
+            OFlags::CLOEXEC | OFlags::NOCTTY
+        };
+        Ok(rustix::fs::openat2(
+            &self.fd,
+            path,
+            flags | extra,
+            Mode::empty(),
+            RESOLVE,
+        )?)
+    }
+
+    /// Opens `path` as an `O_PATH` fd, following symlinks inside the image.
+    pub fn open_path(&self, path: &Path) -> io::Result<OwnedFd> {
+        self.resolve(path, OFlags::PATH)
+    }
+
+    /// `stat` of `path`, following symlinks inside the image. `None` when it does not exist
+    /// (or a symlink on the way dangles).
+    pub fn stat(&self, path: &Path) -> io::Result<Option<Stat>> {
+        match self.resolve(path, OFlags::PATH) {
+            Ok(fd) => Ok(Some(rustix::fs::fstat(&fd)?)),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `lstat` of `path`: the parent is resolved inside the image, the last component is not
+    /// followed.
+    pub fn lstat(&self, path: &Path) -> io::Result<Option<Stat>> {
+        let (parent, name) = split_parent(path)?;
+        let dir = match self.resolve(parent, OFlags::PATH | OFlags::DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(e) if is_missing(&e.into()) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The target of the symlink `path` (the parent is resolved inside the image).
+    pub fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        let (parent, name) = split_parent(path)?;
+        let dir = self.resolve(parent, OFlags::PATH | OFlags::DIRECTORY)?;
+        let target = rustix::fs::readlinkat(&dir, name, Vec::new())?;
+        Ok(PathBuf::from(OsString::from_vec(target.into_bytes())))
+    }
+
+    /// Reads a whole regular file, following symlinks inside the image. `Ok(None)` when it does
+    /// not exist. Anything but a regular file is refused before it is opened for reading, so a
+    /// FIFO or a device node never blocks or wakes a driver.
+    pub fn read_file(&self, path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        let fd = match self.open_regular(path) {
+            Ok(fd) => fd,
+            Err(ReadError::Io(e)) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let size = rustix::fs::fstat(&fd).map_err(io::Error::from)?.st_size as u64;
+        if size > limit {
+            return Err(ReadError::TooLarge { limit });
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        let mut file = std::fs::File::from(fd);
+        // Read one byte more than the limit, in case the file grows while we read it.
+        file.by_ref().take(limit + 1).read_to_end(&mut buf)?;
+        if buf.len() as u64 > limit {
+            return Err(ReadError::TooLarge { limit });
+        }
+        Ok(Some(buf))
+    }
+
+    /// Opens a regular file for reading (following symlinks inside the image).
+    pub fn open_regular(&self, path: &Path) -> Result<OwnedFd, ReadError> {
+        let pfd = self.resolve(path, OFlags::PATH)?;
+        let st = rustix::fs::fstat(&pfd).map_err(io::Error::from)?;
+        let kind = NodeKind::of(&st);
+        if kind != NodeKind::File {
+            return Err(ReadError::NotRegular(kind));
+        }
+        // Re-open the very inode we checked, for reading.
+        let fd = rustix::fs::open(
+            format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pfd)),
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)?;
+        let st2 = rustix::fs::fstat(&fd).map_err(io::Error::from)?;
+        if (st2.st_dev, st2.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(ReadError::Io(io::Error::from_raw_os_error(libc::ESTALE)));
+        }
+        Ok(fd)
+    }
+
+    /// Lists a directory of the image, sorted by name. `Ok(None)` when it does not exist or is
+    /// not a directory.
+    pub fn read_dir(&self, path: &Path) -> io::Result<Option<Vec<Entry>>> {
+        let fd = match self.resolve(path, OFlags::RDONLY | OFlags::DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        let mut dir = rustix::fs::Dir::read_from(&fd)?;
+        while let Some(entry) = dir.read() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let mut kind = NodeKind::from_file_type(entry.file_type());
+            if kind == NodeKind::Unknown {
+                if let Ok(st) = rustix::fs::statat(
+                    &fd,
+                    entry.file_name(),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                ) {
+                    kind = NodeKind::of(&st);
+                }
+            }
+            out.push(Entry {
+                name: OsString::from_vec(name.to_vec()),
+                kind,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(out))
+    }
+
+    /// Creates directory `path` and its missing parents (mode `mode`, exactly, umask aside),
+    /// resolving everything inside the image. Returns the directories it created.
+    pub fn mkdir_p(&self, path: &Path, mode: u32) -> io::Result<Vec<PathBuf>> {
+        let mut created = Vec::new();
+        let mut cur = PathBuf::from("/");
+        for comp in path.components() {
+            let Component::Normal(name) = comp else {
+                continue;
+            };
+            let dir = self.resolve(&cur, OFlags::PATH | OFlags::DIRECTORY)?;
+            cur.push(name);
+            match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode)) {
+                Ok(()) => {
+                    let fd = self.resolve(&cur, OFlags::RDONLY | OFlags::DIRECTORY)?;
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+                    created.push(cur.clone());
+                }
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(created)
+    }
+
+    /// Creates an empty file at `path` (its parent must exist); never follows a symlink at the
+    /// last component and never replaces an existing file.
+    pub fn create_empty_file(&self, path: &Path, mode: u32) -> io::Result<()> {
+        let (parent, name) = split_parent(path)?;
+        let dir = self.resolve(parent, OFlags::PATH | OFlags::DIRECTORY)?;
+        let fd = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        Ok(())
+    }
+}
+
+/// Splits an image path into its parent and its last component, refusing `..` and empty names.
+fn split_parent(path: &Path) -> io::Result<(&Path, &std::ffi::OsStr)> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, name)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("'{}' names no file", path.display()),
+        )),
+    }
+}

@@ -1,0 +1,143 @@
+//! Unit discovery inside an image root (section 5).
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::limits::{UNITS_MAX, UNIT_DIR_ENTRIES_MAX, UNIT_FILE_MAX};
+use crate::names::{unit_is_portable_type, unit_matches, unit_name_is_valid};
+use crate::root::{ImageRoot, NodeKind, ReadError};
+
+/// The system unit search path, relative to the image root, in priority order, with split
+/// /usr forced (so `/lib/systemd/system` is searched too).
+pub const UNIT_SEARCH_PATH: [&str; 13] = [
+    "/etc/systemd/system.control",
+    "/run/systemd/system.control",
+    "/run/systemd/transient",
+    "/run/systemd/generator.early",
+    "/etc/systemd/system",
+    "/etc/systemd/system.attached",
+    "/run/systemd/system",
+    "/run/systemd/system.attached",
+    "/run/systemd/generator",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+    "/run/systemd/generator.late",
+];
+
+/// A unit file taken out of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitFile {
+    pub name: String,
+    /// Where it was found inside the image (the directory entry, not a symlink's target).
+    pub path: PathBuf,
+    pub content: Vec<u8>,
+}
+
+/// A unit file that matched but cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    #[error("unit file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: ReadError,
+    },
+    #[error("unit file {} is a {kind}, not a regular file or symlink", path.display())]
+    BadKind { path: PathBuf, kind: NodeKind },
+    #[error("cannot list unit directory {}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unit directory {} has more than {max} entries, refusing", path.display())]
+    TooManyEntries { path: PathBuf, max: usize },
+    #[error("more than {max} matching unit files, refusing")]
+    TooMany { max: usize },
+}
+
+/// Finds the unit files of the five portable types that match `matches` (all of them when
+/// empty), the first of each name in [`UNIT_SEARCH_PATH`] order winning. Symlinks are
+/// resolved inside the image; empty files and subdirectories are skipped. Sorted by name.
+pub fn find_units(root: &ImageRoot, matches: &[String]) -> Result<Vec<UnitFile>, UnitError> {
+    let mut units: Vec<UnitFile> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for dir in UNIT_SEARCH_PATH {
+        let dir = Path::new(dir);
+        let entries = match root.read_dir(dir) {
+            Ok(Some(e)) => e,
+            Ok(None) => continue,
+            Err(source) => {
+                return Err(UnitError::Dir {
+                    path: dir.into(),
+                    source,
+                })
+            }
+        };
+        if entries.len() > UNIT_DIR_ENTRIES_MAX {
+            return Err(UnitError::TooManyEntries {
+                path: dir.into(),
+                max: UNIT_DIR_ENTRIES_MAX,
+            });
+        }
+        for entry in entries {
+            // Names that are not UTF-8 cannot be valid unit names.
+            let Ok(name) = std::str::from_utf8(entry.name.as_bytes()) else {
+                continue;
+            };
+            if !unit_name_is_valid(name)
+                || !unit_is_portable_type(name)
+                || !unit_matches(name, matches)
+                || seen.contains(name)
+            {
+                continue;
+            }
+            let path = dir.join(name);
+            match entry.kind {
+                NodeKind::File => {}
+                NodeKind::Symlink => {
+                    // A link to /dev/null masks the unit, as on a host.
+                    if root
+                        .read_link(&path)
+                        .is_ok_and(|t| t == Path::new("/dev/null"))
+                    {
+                        seen.insert(name.to_string());
+                        continue;
+                    }
+                }
+                NodeKind::Directory => continue,
+                kind => return Err(UnitError::BadKind { path, kind }),
+            }
+            let content = match root.read_file(&path, UNIT_FILE_MAX) {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    return Err(UnitError::Read {
+                        path,
+                        source: ReadError::Io(std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "dangling symbolic link (resolved inside the image)",
+                        )),
+                    })
+                }
+                // A symlink to a directory is skipped like a directory.
+                Err(ReadError::NotRegular(NodeKind::Directory)) => continue,
+                Err(source) => return Err(UnitError::Read { path, source }),
+            };
+            seen.insert(name.to_string());
+            if content.is_empty() {
+                continue;
+            }
+            if units.len() == UNITS_MAX {
+                return Err(UnitError::TooMany { max: UNITS_MAX });
+            }
+            units.push(UnitFile {
+                name: name.to_string(),
+                path,
+                content,
+            });
+        }
+    }
+    units.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(units)
+}
