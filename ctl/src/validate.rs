@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(short, long, default_value = "default")]
     profile: String,
     /// Print the report as JSON.
-    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "pretty")]
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
     json: Option<JsonFormat>,
     /// Look at the host (search path, profiles) under this root directory.
     #[arg(long, value_name = "DIR", default_value = "/")]
@@ -150,7 +150,11 @@ fn print_human(r: &Report) {
         if !r.writable && !r.missing.is_empty() {
             println!("The image is read-only, so these must be added when it is built:");
             for m in &r.missing {
-                println!("  {} ({:?})", m.path, m.kind);
+                let kind = match m.kind {
+                    portctl_engine::profile::PathKind::Directory => "directory",
+                    portctl_engine::profile::PathKind::File => "file",
+                };
+                println!("  {} ({kind})", m.path);
             }
         }
     }

@@ -19,7 +19,7 @@ use crate::sys;
 /// Sentinel for "unknown" sizes (`UINT64_MAX`).
 pub const UNKNOWN: u64 = u64::MAX;
 
-const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
+const BTRFS_SUPER_MAGIC: u64 = 0x9123_683E;
 const BTRFS_FIRST_FREE_OBJECTID: u64 = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -155,7 +155,8 @@ fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Resu
     match kind {
         ImageType::Directory | ImageType::Subvolume => {
             let is_btrfs = rustix::fs::fstatfs(&fd)
-                .map(|s| s.f_type as i64 == BTRFS_SUPER_MAGIC)
+                // f_type is signed on some architectures and unsigned on others.
+                .map(|s| (s.f_type as u64 & 0xFFFF_FFFF) == BTRFS_SUPER_MAGIC)
                 .unwrap_or(false);
             if is_btrfs && st.st_ino == BTRFS_FIRST_FREE_OBJECTID {
                 image.kind = ImageType::Subvolume;

@@ -77,10 +77,8 @@ pub fn unit_name_is_valid(name: &str) -> bool {
     if !b[..dot].iter().all(|&c| unit_name_char_is_valid(c)) {
         return false;
     }
-    match name[..dot].find('@') {
-        Some(0) => false,
-        _ => true,
-    }
+    // A template or instance needs a prefix before the '@'.
+    name[..dot].find('@') != Some(0)
 }
 
 /// The type suffix of a unit name (`service` for `foo.service`).
