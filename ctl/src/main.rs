@@ -45,7 +45,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{e:#}");
+            // Engine errors carry their causes in their messages already.
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use portctl_engine::compliance::{self, Report, Status};
 use portctl_engine::{names, Host};
 use serde::Serialize;
@@ -41,7 +40,7 @@ pub fn determine_image(arg: &str) -> anyhow::Result<String> {
         return Ok(arg.to_string());
     }
     let path = std::fs::canonicalize(arg)
-        .with_context(|| format!("Cannot normalize specified image path '{arg}'"))?;
+        .map_err(|e| anyhow::anyhow!("Cannot normalize specified image path '{arg}': {e}"))?;
     path.into_os_string()
         .into_string()
         .map_err(|p| anyhow::anyhow!("Image path '{}' is not valid UTF-8", p.to_string_lossy()))
@@ -56,19 +55,20 @@ struct JsonReport<'a> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let host = Host::new(&args.root)
-        .with_context(|| format!("Cannot open root directory {}", args.root.display()))?;
+        .map_err(|e| anyhow::anyhow!("Cannot open root directory {}: {e}", args.root.display()))?;
     let image_arg = determine_image(&args.image)?;
     let image = host.find_image(&image_arg)?;
     let profile = host.service_profile(&args.profile)?;
-    let root = host.open_image(&image)?;
+    let opened = host.open_image_with(&image, false)?;
     let matches = (!args.prefixes.is_empty()).then_some(args.prefixes.as_slice());
     let report = compliance::check_image(&compliance::Request {
         host: &host,
         image: &image,
-        root: &root,
+        root: &opened.root,
         profile: &profile,
         matches,
-        writable: !image.read_only,
+        writable: opened.can_write,
+        layout: &opened.layout,
     });
     match args.json {
         Some(format) => {

@@ -94,3 +94,32 @@ fn errors_name_the_problem() {
         "Unit profile 'nope' not found in any profile directory."
     );
 }
+
+#[test]
+fn raw_images_validate_like_directories() {
+    let s = Scratch::new();
+    for format in ["squashfs", "erofs", "ext4", "ddi"] {
+        let img = mkimage(
+            &s.join(format!("minimal_{format}.raw")),
+            &["--format", format],
+        );
+        let out = portctl(&["validate", img.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{format}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("minimal_{format}: compliant.")),
+            "{stdout}"
+        );
+    }
+    let bare = mkimage(
+        &s.join("minimal_bare.raw"),
+        &["--format", "squashfs", "--no-mount-points"],
+    );
+    let out = portctl(&["validate", bare.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("  /var/tmp (directory)"));
+}

@@ -94,6 +94,8 @@ pub struct Request<'a> {
     pub matches: Option<&'a [String]>,
     /// Whether the tree can be written to (repair possible).
     pub writable: bool,
+    /// What the image holds (e.g. `squashfs`, `GPT partition 1 (ext4)`).
+    pub layout: &'a str,
 }
 
 fn check(rule: &'static str, number: u8, title: &'static str) -> Check {
@@ -118,9 +120,10 @@ impl Check {
 pub fn check_image(req: &Request<'_>) -> Report {
     let mut tree = check("os-tree", 2, "a directory tree or a raw disk image");
     tree.details.push(format!(
-        "{} image {}{}",
+        "{} image {}: {}{}",
         req.image.kind,
         req.image.path.display(),
+        req.layout,
         if req.writable { "" } else { " (read-only)" }
     ));
 

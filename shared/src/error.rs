@@ -33,6 +33,8 @@ pub enum Error {
         #[source]
         source: UnitError,
     },
+    #[error(transparent)]
+    Raw(Box<crate::raw::RawError>),
     #[error("Unit profile '{0}' not found in any profile directory.")]
     NoSuchProfile(String),
     #[error("Unit profile name not valid: {0}")]
@@ -44,6 +46,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+impl From<crate::raw::RawError> for Error {
+    fn from(e: crate::raw::RawError) -> Self {
+        Self::Raw(Box::new(e))
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,12 +11,15 @@
 pub mod compliance;
 pub mod elf;
 pub mod error;
+pub mod fsdetect;
+pub mod gpt;
 pub mod host;
 pub mod image;
 pub mod limits;
 pub mod names;
 pub mod os_release;
 pub mod profile;
+pub mod raw;
 pub mod root;
 mod sys;
 pub mod unit_file;
@@ -28,15 +31,22 @@ pub use image::{Image, ImageType};
 pub use root::ImageRoot;
 
 impl Host {
+    /// Opens an image's tree: read-only, or for writing when `want_write` and the image allows
+    /// it (see [`raw::OpenImage::can_write`]).
+    pub fn open_image_with(&self, image: &Image, want_write: bool) -> Result<raw::OpenImage> {
+        match image.kind {
+            ImageType::Directory | ImageType::Subvolume => Ok(raw::OpenImage {
+                root: self.open_directory_image(image)?,
+                can_write: !image.read_only,
+                writable: want_write && !image.read_only,
+                layout: image.kind.to_string(),
+            }),
+            ImageType::Raw | ImageType::Block => Ok(self.open_raw_image(image, want_write)?),
+        }
+    }
+
     /// Opens an image's tree for reading.
     pub fn open_image(&self, image: &Image) -> Result<ImageRoot> {
-        match image.kind {
-            ImageType::Directory | ImageType::Subvolume => self.open_directory_image(image),
-            ImageType::Raw | ImageType::Block => Err(Error::Io {
-                what: "Raw and block images are not supported yet",
-                path: image.path.clone(),
-                source: std::io::Error::from_raw_os_error(libc::EOPNOTSUPP),
-            }),
-        }
+        Ok(self.open_image_with(image, false)?.root)
     }
 }

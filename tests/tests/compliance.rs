@@ -24,7 +24,8 @@ fn host(s: &Scratch) -> Host {
 
 fn report(host: &Host, image: &str, profile: &str, matches: Option<&[String]>) -> Report {
     let image = host.find_image(image).unwrap();
-    let root = host.open_image(&image).unwrap();
+    let opened = host.open_image_with(&image, false).unwrap();
+    let root = opened.root;
     let profile = host.service_profile(profile).unwrap();
     check_image(&Request {
         host,
@@ -32,7 +33,8 @@ fn report(host: &Host, image: &str, profile: &str, matches: Option<&[String]>) -
         root: &root,
         profile: &profile,
         matches,
-        writable: !image.read_only,
+        writable: opened.can_write,
+        layout: &opened.layout,
     })
 }
 

@@ -1,4 +1,5 @@
-//! Raw system calls the engine needs and safe wrappers around them.
+//! Raw and privileged system calls the engine needs, with safe wrappers and guards: inode and
+//! block-device ioctls here, loop devices in [`loopdev`], detached mounts in [`mount`].
 //!
 //! This is the only module of the engine that contains `unsafe` code: ioctls on files and block
 //! devices. Everything else goes through `rustix`'s safe API.
@@ -63,3 +64,6 @@ pub fn btrfs_subvol_read_only(fd: impl AsFd) -> io::Result<bool> {
     })?;
     Ok(flags & BTRFS_SUBVOL_RDONLY != 0)
 }
+
+pub mod loopdev;
+pub mod mount;

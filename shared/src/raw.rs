@@ -1,0 +1,349 @@
+//! Opening raw and block images: partition table (GPT, or an MBR with one Linux partition),
+//! file-system detection, a loop device per partition, and detached mounts. What it returns
+//! holds every loop device and mount; dropping it releases them all.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+
+use rustix::fs::{FileType, Mode, OFlags};
+
+use crate::fsdetect::{self, FsType};
+use crate::gpt;
+use crate::image::Image;
+use crate::root::ImageRoot;
+use crate::sys::loopdev::{LoopDevice, LoopOptions};
+use crate::sys::{self, mount};
+use crate::Host;
+
+/// Why a raw image could not be opened. The messages name the image.
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    #[error("Couldn't identify a suitable partition table or file system in '{image}': {found}.")]
+    Unrecognized { image: String, found: String },
+    #[error("Unsupported file system in '{image}'{part}: {found}.")]
+    UnsupportedFs {
+        image: String,
+        part: String,
+        found: String,
+    },
+    #[error("Bad partition table in '{image}': {source}.")]
+    Gpt {
+        image: String,
+        #[source]
+        source: gpt::GptError,
+    },
+    #[error("{source} in image '{image}'.")]
+    Choice {
+        image: String,
+        #[source]
+        source: gpt::ChoiceError,
+    },
+    #[error("Cannot set up a loop device for '{image}': {source}")]
+    Loop {
+        image: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("Cannot mount '{image}'{part}, the image may be corrupted: {source}")]
+    Mount {
+        image: String,
+        part: String,
+        #[source]
+        source: Box<mount::MountError>,
+    },
+    #[error("Cannot read '{image}': {source}")]
+    Io {
+        image: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An image's tree, opened for reading (and for writing, when asked for and possible).
+#[derive(Debug)]
+pub struct OpenImage {
+    pub root: ImageRoot,
+    /// Whether the image could be written to (writable file, writable file system, no GPT
+    /// read-only flag, not marked read-only).
+    pub can_write: bool,
+    /// Whether the tree is mounted (or, for directories, opened) for writing now.
+    pub writable: bool,
+    /// What was found, e.g. `squashfs` or `GPT partition 2 (ext4), /usr: partition 3 (erofs)`.
+    pub layout: String,
+}
+
+/// Holds loop devices and mounts below the root for as long as the image is open.
+struct Holder {
+    _mounts: Vec<OwnedFd>,
+    _loops: Vec<LoopDevice>,
+}
+
+/// One file system to mount: where it lies in the backing file.
+struct Volume {
+    offset: u64,
+    size: u64,
+    fs: FsType,
+    read_only_flag: bool,
+    what: String,
+}
+
+fn read_range(f: &std::fs::File, size: u64, off: u64, len: usize) -> io::Result<Vec<u8>> {
+    if off.checked_add(len as u64).is_none_or(|end| end > size) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, off)?;
+    Ok(buf)
+}
+
+fn probe(f: &std::fs::File, off: u64, limit: u64) -> io::Result<Vec<u8>> {
+    let len = (fsdetect::PROBE_SIZE as u64).min(limit) as usize;
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        match f.read_at(&mut buf[done..], off + done as u64)? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
+}
+
+/// The single Linux (0x83) partition of a classic MBR, as (offset, size) in bytes.
+fn mbr_single_linux(head: &[u8]) -> Option<(u64, u64)> {
+    if head.get(510..512) != Some(b"\x55\xaa") {
+        return None;
+    }
+    let entries: Vec<&[u8]> = (0..4)
+        .map(|i| &head[446 + 16 * i..462 + 16 * i])
+        .filter(|e| e[4] != 0)
+        .collect();
+    match entries.as_slice() {
+        [e] if e[4] == 0x83 => {
+            let start = u64::from(u32::from_le_bytes(e[8..12].try_into().ok()?));
+            let count = u64::from(u32::from_le_bytes(e[12..16].try_into().ok()?));
+            (start > 0 && count > 0).then_some((start * 512, count * 512))
+        }
+        _ => None,
+    }
+}
+
+impl Host {
+    /// Opens a raw or block image. `want_write` mounts it read-write when the image allows it.
+    pub fn open_raw_image(&self, image: &Image, want_write: bool) -> Result<OpenImage, RawError> {
+        let name = image.path.display().to_string();
+        let io_err = |source: io::Error| RawError::Io {
+            image: name.clone(),
+            source,
+        };
+        let pfd = self.fs().open_path(&image.path).map_err(io_err)?;
+        let st = rustix::fs::fstat(&pfd).map_err(|e| io_err(e.into()))?;
+        let is_block = FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice;
+        if !is_block && FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(io_err(io::Error::from_raw_os_error(libc::EMEDIUMTYPE)));
+        }
+        let try_write = want_write && !image.read_only;
+        let reopen = |write: bool| {
+            rustix::fs::open(
+                format!("/proc/self/fd/{}", pfd.as_raw_fd()),
+                if write { OFlags::RDWR } else { OFlags::RDONLY }
+                    | OFlags::CLOEXEC
+                    | OFlags::NOCTTY,
+                Mode::empty(),
+            )
+        };
+        let (fd, opened_rw) = match reopen(try_write) {
+            Ok(fd) => (fd, try_write),
+            Err(_) if try_write => (reopen(false).map_err(|e| io_err(e.into()))?, false),
+            Err(e) => return Err(io_err(e.into())),
+        };
+        let file = std::fs::File::from(fd);
+        let size = if is_block {
+            sys::block_size(&file).map_err(io_err)?
+        } else {
+            st.st_size as u64
+        };
+
+        let head = probe(&file, 0, size).map_err(io_err)?;
+        let (volumes, sector) = self.layout(&file, size, &head, &name)?;
+        let rw_capable = |v: &Volume| !image.read_only && !v.fs.is_read_only() && !v.read_only_flag;
+        let can_write = volumes.iter().all(rw_capable);
+        let writable = opened_rw && can_write;
+
+        let mut loops = Vec::new();
+        let mut mounts: Vec<OwnedFd> = Vec::new();
+        let mut layout = Vec::new();
+        for v in &volumes {
+            let part = if v.what.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.what)
+            };
+            layout.push(if v.what.is_empty() {
+                v.fs.to_string()
+            } else {
+                format!("{} ({})", v.what, v.fs)
+            });
+            let whole = v.offset == 0 && v.size == size;
+            // erofs mounts straight from a file, without a loop device, on recent kernels.
+            if v.fs == FsType::Erofs && whole && !is_block {
+                let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+                if let Ok(m) = mount::mount_detached("erofs", &source, &name, false) {
+                    mounts.push(m);
+                    continue;
+                }
+            }
+            let lo = LoopDevice::attach(
+                file.as_fd(),
+                LoopOptions {
+                    offset: v.offset,
+                    size_limit: if whole { 0 } else { v.size },
+                    writable,
+                    block_size: if sector == 4096 { 4096 } else { 0 },
+                },
+            )
+            .map_err(|source| RawError::Loop {
+                image: name.clone(),
+                source,
+            })?;
+            tracing::debug!(image = %name, device = %lo.path().display(), offset = v.offset, "loop device attached");
+            let m = mount::mount_detached(
+                v.fs.kernel_name(),
+                &lo.fd_path(),
+                &lo.path().display().to_string(),
+                writable,
+            )
+            .map_err(|source| RawError::Mount {
+                image: name.clone(),
+                part,
+                source: Box::new(source),
+            })?;
+            loops.push(lo);
+            mounts.push(m);
+        }
+        // The first volume is the root; a /usr volume goes beneath it (or beneath an empty
+        // tmpfs root when the image has /usr only).
+        let mut mounts = mounts.into_iter();
+        let first = mounts.next().expect("at least one volume");
+        let root_mount = if volumes[0].what.starts_with("/usr") {
+            let tmp = mount::tmpfs_detached().map_err(io_err)?;
+            rustix::fs::mkdirat(&tmp, "usr", Mode::from_raw_mode(0o755))
+                .map_err(|e| io_err(e.into()))?;
+            mount::mount_beneath(tmp.as_fd(), "usr", &first).map_err(io_err)?;
+            tmp
+        } else {
+            first
+        };
+        let mut rest: Vec<OwnedFd> = Vec::new();
+        for usr in mounts {
+            if let Err(e) = mount::mount_beneath(root_mount.as_fd(), "usr", &usr) {
+                return Err(io_err(e));
+            }
+            rest.push(usr);
+        }
+        let holder = Holder {
+            _mounts: rest,
+            _loops: loops,
+        };
+        Ok(OpenImage {
+            root: ImageRoot::from_fd(root_mount, None, Some(Box::new(holder))),
+            can_write,
+            writable,
+            layout: layout.join(", "),
+        })
+    }
+
+    /// Finds the file systems of a raw image: a GPT (DDI), a bare file system, or an MBR with
+    /// a single Linux partition. Returns them (root first) and the sector size.
+    fn layout(
+        &self,
+        file: &std::fs::File,
+        size: u64,
+        head: &[u8],
+        name: &str,
+    ) -> Result<(Vec<Volume>, u64), RawError> {
+        let detect_at =
+            |offset: u64, len: u64, what: String, ro: bool| -> Result<Volume, RawError> {
+                let b = probe(file, offset, len).map_err(|source| RawError::Io {
+                    image: name.to_string(),
+                    source,
+                })?;
+                match fsdetect::detect(&b) {
+                    Some(fs) => Ok(Volume {
+                        offset,
+                        size: len,
+                        fs,
+                        read_only_flag: ro,
+                        what,
+                    }),
+                    None => Err(RawError::UnsupportedFs {
+                        image: name.to_string(),
+                        part: if what.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {what}")
+                        },
+                        found: fsdetect::describe_unknown(&b),
+                    }),
+                }
+            };
+        for sector in [512u64, 4096] {
+            if !gpt::has_signature(head, sector) {
+                continue;
+            }
+            let mut read = |off: u64, len: usize| read_range(file, size, off, len);
+            let table = gpt::parse(sector, size, &mut read).map_err(|source| RawError::Gpt {
+                image: name.to_string(),
+                source,
+            })?;
+            let choice = gpt::choose(&table).map_err(|source| RawError::Choice {
+                image: name.to_string(),
+                source,
+            })?;
+            let mut vols = Vec::new();
+            if let Some(p) = &choice.root {
+                vols.push(detect_at(
+                    p.offset(sector),
+                    p.size(sector),
+                    format!("GPT partition {}", p.number),
+                    p.read_only(),
+                )?);
+            }
+            if let Some(p) = &choice.usr {
+                vols.push(detect_at(
+                    p.offset(sector),
+                    p.size(sector),
+                    format!("/usr: GPT partition {}", p.number),
+                    p.read_only(),
+                )?);
+            }
+            return Ok((vols, sector));
+        }
+        if let Some(fs) = fsdetect::detect(head) {
+            return Ok((
+                vec![Volume {
+                    offset: 0,
+                    size,
+                    fs,
+                    read_only_flag: false,
+                    what: String::new(),
+                }],
+                512,
+            ));
+        }
+        if let Some((offset, len)) = mbr_single_linux(head) {
+            if offset.saturating_add(len) <= size {
+                return Ok((
+                    vec![detect_at(offset, len, "MBR partition 1".into(), false)?],
+                    512,
+                ));
+            }
+        }
+        Err(RawError::Unrecognized {
+            image: name.to_string(),
+            found: fsdetect::describe_unknown(head),
+        })
+    }
+}
