@@ -230,3 +230,26 @@ fn block_device_images() {
     assert!(!r.writable, "read-only unless asked otherwise");
     assert!(r.compliant(), "{r:#?}");
 }
+
+#[test]
+fn usr_only_ddi_and_single_partition_mbr() {
+    let s = Scratch::new();
+    let host = host(&s);
+    // /usr only: the tree is an empty root with the partition beneath /usr.
+    let usr = raw(&s, "ddi-usr", "minimal_usr", &[]);
+    let image = host.find_image(&usr).unwrap();
+    let (r, layout) = report_of(&host, &image, None);
+    assert_eq!(layout, "/usr: GPT partition 1 (squashfs)");
+    assert_eq!(r.units, ["minimal-test.service"]);
+    assert_eq!(r.os_release.as_deref(), Some("/usr/lib/os-release"));
+    let exec = r.checks.iter().find(|c| c.rule == "executables").unwrap();
+    assert_eq!(exec.status, Status::Ok, "{exec:#?}");
+    let mbr = raw(&s, "mbr-ext4", "minimal_mbr", &[]);
+    let image = host.find_image(&mbr).unwrap();
+    let (r, layout) = report_of(&host, &image, None);
+    assert_eq!(layout, "MBR partition 1 (ext4)");
+    assert!(
+        r.compliant() && r.checks.iter().all(|c| c.status == Status::Ok),
+        "{r:#?}"
+    );
+}
