@@ -242,12 +242,19 @@ fn extension_release_by_name() {
     let r = portctl_engine::os_release::read_extension_release(&root, "app-ext_1")
         .unwrap()
         .unwrap();
-    assert_eq!(r.path, "/usr/lib/extension-release.d/extension-release.app-ext_1");
+    assert_eq!(
+        r.path,
+        "/usr/lib/extension-release.d/extension-release.app-ext_1"
+    );
     assert_eq!(r.parsed.get("SYSEXT_SCOPE"), Some("portable"));
-    assert!(portctl_engine::os_release::read_extension_release(&root, "other")
-        .unwrap()
-        .is_none());
-    assert!(portctl_engine::os_release::read_extension_release(&root, "../x")
-        .unwrap()
-        .is_none());
+    assert!(
+        portctl_engine::os_release::read_extension_release(&root, "other")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        portctl_engine::os_release::read_extension_release(&root, "../x")
+            .unwrap()
+            .is_none()
+    );
 }
