@@ -35,6 +35,31 @@ pub enum Error {
     },
     #[error(transparent)]
     Raw(Box<crate::raw::RawError>),
+    /// `org.freedesktop.DBus.Error.InvalidArgs`
+    #[error("{0}")]
+    InvalidArgs(String),
+    /// `org.freedesktop.systemd1.UnitExists`
+    #[error("{0}")]
+    UnitExists(String),
+    /// `org.freedesktop.systemd1.NoSuchUnit`
+    #[error("{0}")]
+    NoSuchUnit(String),
+    /// `System.Error.ESTALE`
+    #[error("{0}")]
+    Stale(String),
+    /// `System.Error.ENOTEMPTY`
+    #[error("{0}")]
+    NotEmpty(String),
+    /// A read-only image lacks paths the profile mounts over.
+    #[error("Image '{image}' is read-only and lacks what profile '{profile}' mounts over: {}. Add them when building the image, or attach with --force.", paths.join(", "))]
+    MissingMountPoints {
+        image: String,
+        profile: String,
+        paths: Vec<String>,
+    },
+    /// The service manager could not answer.
+    #[error("{0}")]
+    ServiceManager(String),
     #[error("Unit profile '{0}' not found in any profile directory.")]
     NoSuchProfile(String),
     #[error("Unit profile name not valid: {0}")]

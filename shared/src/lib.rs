@@ -11,17 +11,21 @@
 pub mod compliance;
 pub mod elf;
 pub mod error;
+mod fault;
 pub mod fsdetect;
 pub mod gpt;
 pub mod host;
 pub mod image;
 pub mod limits;
+pub mod marker;
 pub mod names;
 pub mod os_release;
+pub mod portable;
 pub mod profile;
 pub mod raw;
 pub mod root;
 mod sys;
+pub mod txn;
 pub mod unit_file;
 pub mod units;
 

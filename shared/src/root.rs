@@ -330,6 +330,153 @@ impl ImageRoot {
     }
 }
 
+/// What a staged node will become.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// A regular file with these bytes and this mode.
+    File { data: Vec<u8>, mode: u32 },
+    /// A symbolic link to this target.
+    Symlink(PathBuf),
+}
+
+impl ImageRoot {
+    fn parent_dir(&self, path: &Path) -> io::Result<(OwnedFd, std::ffi::OsString)> {
+        let (parent, name) = split_parent(path)?;
+        let dir = self.resolve(parent, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        Ok((dir, name.to_os_string()))
+    }
+
+    /// Creates directory `path` (its parent must exist). `Ok(false)` when it existed already.
+    pub fn mkdir(&self, path: &Path, mode: u32) -> io::Result<bool> {
+        let (dir, name) = self.parent_dir(path)?;
+        match rustix::fs::mkdirat(&dir, &name, Mode::from_raw_mode(mode)) {
+            Ok(()) => {
+                let fd = rustix::fs::openat(
+                    &dir,
+                    &name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+                Ok(true)
+            }
+            Err(rustix::io::Errno::EXIST) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes `content` under the temporary name `temp` next to `path` (same directory), fully
+    /// and synced, so that [`ImageRoot::commit`] can put it in place with one `rename()`.
+    pub fn stage(&self, path: &Path, temp: &str, content: &Content) -> io::Result<()> {
+        let (dir, _) = self.parent_dir(path)?;
+        let _ = rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty());
+        match content {
+            Content::File { data, mode } => {
+                let fd = rustix::fs::openat(
+                    &dir,
+                    temp,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(*mode),
+                )?;
+                let mut file = std::fs::File::from(fd);
+                let written = (|| {
+                    io::Write::write_all(&mut file, data)?;
+                    rustix::fs::fchmod(&file, Mode::from_raw_mode(*mode))?;
+                    file.sync_all()
+                })();
+                if let Err(e) = written {
+                    let _ = rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty());
+                    return Err(e);
+                }
+            }
+            Content::Symlink(target) => rustix::fs::symlinkat(target.as_path(), &dir, temp)?,
+        }
+        Ok(())
+    }
+
+    /// Renames the staged `temp` (next to `path`) over `path`, atomically.
+    pub fn commit(&self, path: &Path, temp: &str) -> io::Result<()> {
+        let (dir, name) = self.parent_dir(path)?;
+        rustix::fs::renameat(&dir, temp, &dir, &name)?;
+        Ok(())
+    }
+
+    /// Writes a file or symlink atomically (stage next to it, then rename).
+    pub fn write_atomic(&self, path: &Path, content: &Content) -> io::Result<()> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = format!(".#{name}.{}.tmp", std::process::id());
+        self.stage(path, &temp, content)?;
+        self.commit(path, &temp).inspect_err(|_| {
+            let _ = self.unlink_name(path, &temp);
+        })
+    }
+
+    /// Removes `temp` from the directory of `path`, if it is there.
+    pub fn unlink_name(&self, path: &Path, temp: &str) -> io::Result<bool> {
+        let (dir, _) = self.parent_dir(path)?;
+        match rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Hard-links `path` (the node itself: a symlink stays a symlink) to `temp` in directory
+    /// `into` (same file system). `Ok(false)` when `path` does not exist.
+    pub fn link_aside(&self, path: &Path, into: &Path, temp: &str) -> io::Result<bool> {
+        let (dir, name) = self.parent_dir(path)?;
+        let to = self.resolve(into, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let _ = rustix::fs::unlinkat(&to, temp, rustix::fs::AtFlags::empty());
+        match rustix::fs::linkat(&dir, &name, &to, temp, rustix::fs::AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Renames `temp` in directory `from` over `path`.
+    pub fn rename_from(&self, from: &Path, temp: &str, path: &Path) -> io::Result<()> {
+        let (dir, name) = self.parent_dir(path)?;
+        let src = self.resolve(from, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        rustix::fs::renameat(&src, temp, &dir, &name)?;
+        Ok(())
+    }
+
+    /// Removes the file or symlink `path`; `Ok(false)` when it did not exist.
+    pub fn unlink(&self, path: &Path) -> io::Result<bool> {
+        let (dir, name) = self.parent_dir(path)?;
+        match rustix::fs::unlinkat(&dir, &name, rustix::fs::AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the empty directory `path`; `Ok(false)` when it did not exist.
+    pub fn rmdir(&self, path: &Path) -> io::Result<bool> {
+        let (dir, name) = self.parent_dir(path)?;
+        match rustix::fs::unlinkat(&dir, &name, rustix::fs::AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Flushes a directory's entries to disk.
+    pub fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let fd = self.resolve(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        rustix::fs::fsync(&fd)?;
+        Ok(())
+    }
+}
+
 /// Splits an image path into its parent and its last component, refusing `..` and empty names.
 fn split_parent(path: &Path) -> io::Result<(&Path, &std::ffi::OsStr)> {
     match (path.parent(), path.file_name()) {

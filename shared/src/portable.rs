@@ -1,0 +1,851 @@
+//! Attach, detach, reattach and state: the on-disk contract with systemd (sections 6 and 7).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::compliance::{self, Request};
+use crate::error::{Error, IoContext, Result};
+use crate::fault;
+use crate::image::Image;
+use crate::marker;
+use crate::names::{self, unit_name_is_valid};
+use crate::os_release::read_os_release;
+use crate::profile::{PathKind, Profile};
+use crate::root::{Content, NodeKind};
+use crate::txn::Txn;
+use crate::units::{find_units, UnitFile, UNIT_SEARCH_PATH};
+use crate::Host;
+
+pub const PERSISTENT_ATTACHED: &str = "/etc/systemd/system.attached";
+pub const RUNTIME_ATTACHED: &str = "/run/systemd/system.attached";
+
+/// The directory attached units go to.
+pub fn attached_dir(runtime: bool) -> &'static Path {
+    Path::new(if runtime {
+        RUNTIME_ATTACHED
+    } else {
+        PERSISTENT_ATTACHED
+    })
+}
+
+/// Where the link to an image goes: `/etc/portables/<basename>` or `/run/portables/...`.
+pub fn image_link(image_path: &str, runtime: bool) -> PathBuf {
+    let base = image_path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(image_path);
+    Path::new(if runtime {
+        "/run/portables"
+    } else {
+        "/etc/portables"
+    })
+    .join(base)
+}
+
+/// How unit files and profiles get into the attached directory (section 1.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyMode {
+    /// Units copied, profiles symlinked (`""` on the wire).
+    Auto,
+    /// Units and profiles copied.
+    Copy,
+    /// Units symlinked (directory images only), profiles symlinked.
+    Symlink,
+    /// Like auto (units copied, profiles symlinked); the image itself is not copied.
+    Mixed,
+}
+
+impl CopyMode {
+    /// Parses the wire value.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "" | "auto" => Ok(Self::Auto),
+            "copy" => Ok(Self::Copy),
+            "symlink" => Ok(Self::Symlink),
+            "mixed" => Ok(Self::Mixed),
+            _ => Err(Error::InvalidArgs(format!("Unknown copy mode '{s}'"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeType {
+    Copy,
+    Mkdir,
+    Symlink,
+    Unlink,
+    Write,
+}
+
+impl ChangeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Copy => "copy",
+            Self::Mkdir => "mkdir",
+            Self::Symlink => "symlink",
+            Self::Unlink => "unlink",
+            Self::Write => "write",
+        }
+    }
+}
+
+/// One `(type, path, source)` entry of a change list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    #[serde(rename = "type")]
+    pub kind: ChangeType,
+    pub path: String,
+    pub source: String,
+}
+
+impl Change {
+    fn new(kind: ChangeType, path: &Path, source: &str) -> Self {
+        Self {
+            kind,
+            path: path.display().to_string(),
+            source: source.to_string(),
+        }
+    }
+}
+
+/// What the engine asks of the service manager (PID 1). The daemon implements it over
+/// `org.freedesktop.systemd1`; [`Offline`] is for hosts without one.
+pub trait ServiceManager: Sync {
+    /// Whether the unit (for a template: any of its instances) is activating, active,
+    /// reloading or deactivating. The error is a message for the caller.
+    fn is_active(&self, unit: &str) -> std::result::Result<bool, String>;
+}
+
+/// No service manager: no unit can be active.
+pub struct Offline;
+
+impl ServiceManager for Offline {
+    fn is_active(&self, _unit: &str) -> std::result::Result<bool, String> {
+        Ok(false)
+    }
+}
+
+fn active(pid1: &dyn ServiceManager, unit: &str) -> Result<bool> {
+    pid1.is_active(unit).map_err(Error::ServiceManager)
+}
+
+/// Attach options (the arguments of `AttachImage`).
+#[derive(Debug, Clone)]
+pub struct AttachOptions {
+    pub matches: Vec<String>,
+    pub profile: String,
+    pub runtime: bool,
+    pub copy: CopyMode,
+    /// `FORCE_ATTACH`: skip the exists/active checks and replace existing files; also attach
+    /// read-only images that lack mount points.
+    pub force: bool,
+}
+
+/// A unit as it will be attached.
+struct PlannedUnit {
+    name: String,
+    dropin: Vec<u8>,
+    profile: Option<(Content, String)>,
+    unit: Content,
+    /// The change source of the unit: its host path inside a directory image, or "".
+    unit_source: String,
+}
+
+struct Plan {
+    image: Image,
+    dir: PathBuf,
+    units: Vec<PlannedUnit>,
+    link: PathBuf,
+    repairs: Vec<compliance::Created>,
+}
+
+fn dropin_text(image: &Image, unit: &str, host: &Host) -> Vec<u8> {
+    let path = image.path.display().to_string();
+    let mut text = marker::marker_line(&path, &[]);
+    text.push('\n');
+    if unit.ends_with(".service") {
+        let os_release = if matches!(host.fs().lstat(Path::new("/etc/os-release")), Ok(Some(_))) {
+            "/etc/os-release"
+        } else {
+            "/usr/lib/os-release"
+        };
+        let base = image.file_name();
+        let root = if image.kind.is_directory() {
+            "RootDirectory="
+        } else {
+            "RootImage="
+        };
+        text.push_str(&format!(
+            "\n[Service]\n{root}{path}\nEnvironment=PORTABLE={base}\nBindReadOnlyPaths={os_release}:/run/host/os-release\nLogExtraFields=PORTABLE={base}\n"
+        ));
+    }
+    text.into_bytes()
+}
+
+fn unit_exists_on_host(host: &Host, unit: &str) -> bool {
+    UNIT_SEARCH_PATH
+        .iter()
+        .any(|d| matches!(host.fs().lstat(&Path::new(d).join(unit)), Ok(Some(_))))
+}
+
+impl Host {
+    /// Reads the image, runs every check of section 6.5 (plus compliance), repairs a writable
+    /// image, and plans the files. `reattach` skips the exists/active checks.
+    fn plan_attach(
+        &self,
+        pid1: &dyn ServiceManager,
+        arg: &str,
+        o: &AttachOptions,
+        reattach: bool,
+    ) -> Result<Plan> {
+        let image = self.find_image(arg)?;
+        let opened = self.open_image_with(&image, false)?;
+        let release = read_os_release(&opened.root)
+            .map_err(|source| Error::OsRelease {
+                image: image.name.clone(),
+                source,
+            })?
+            .ok_or_else(|| {
+                Error::InvalidArgs(format!("Image '{arg}' lacks os-release data, refusing."))
+            })?;
+        let units = find_units(&opened.root, &o.matches).map_err(|source| Error::Unit {
+            image: image.name.clone(),
+            source,
+        })?;
+        if release.parsed.non_empty("ID").is_none() {
+            return Err(Error::Stale(format!(
+                "Image {} os-release metadata lacks the ID field",
+                image.name
+            )));
+        }
+        let mut allow = release.parsed.portable_prefixes();
+        allow.sort();
+        if !allow.is_empty() && !o.matches.iter().all(|m| allow.contains(m)) {
+            return Err(Error::InvalidArgs(format!(
+                "Selected matches '{}' are not compatible with portable service image '{}', refusing. (Acceptable prefix matches are: {})",
+                o.matches.join("', '"),
+                image.path.display(),
+                allow.join(", ")
+            )));
+        }
+        if units.is_empty() {
+            return Err(Error::InvalidArgs(format!(
+                "Couldn't find any matching unit files in image '{}', refusing.",
+                image.path.display()
+            )));
+        }
+        // The profile: v252 silently attaches without one when it does not exist; we refuse
+        // (docs/compatibility.md). The empty name means no profile.
+        let profile: Option<Profile> = if o.profile.is_empty() {
+            None
+        } else {
+            if !crate::profile::profile_name_is_valid(&o.profile) {
+                return Err(Error::BadProfileName(o.profile.clone()));
+            }
+            let p = self.find_profile(&o.profile, "service")?;
+            if p.is_none() && !self.profile_exists(&o.profile) {
+                return Err(Error::NoSuchProfile(o.profile.clone()));
+            }
+            p
+        };
+
+        // Our addition: what the profile mounts over must exist in the image.
+        let mut repairs = Vec::new();
+        if let Some(p) = &profile {
+            let report = compliance::check_image(&Request {
+                host: self,
+                image: &image,
+                root: &opened.root,
+                profile: p,
+                matches: Some(&o.matches),
+                writable: opened.can_write,
+                layout: &opened.layout,
+            });
+            let wrong_kind: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| matches!(c.rule, "host-files" | "mount-points"))
+                .flat_map(|c| {
+                    c.details
+                        .iter()
+                        .filter(|d| d.contains(" needs a "))
+                        .cloned()
+                })
+                .collect();
+            if !wrong_kind.is_empty() && !o.force {
+                return Err(Error::InvalidArgs(format!(
+                    "Image '{}': {}",
+                    image.name,
+                    wrong_kind.join("; ")
+                )));
+            }
+            if !report.missing.is_empty() {
+                if opened.can_write {
+                    let list: Vec<String> = report.missing.iter().map(|m| m.path.clone()).collect();
+                    drop(opened);
+                    let rw = self.open_image_with(&image, true)?;
+                    repairs = compliance::repair(&rw.root, &report.missing).context(
+                        "Failed to create missing mount points in image",
+                        &image.path,
+                    )?;
+                    tracing::info!(image = %image.name, paths = ?list, "created missing paths in writable image");
+                } else if !o.force {
+                    return Err(Error::MissingMountPoints {
+                        image: image.path.display().to_string(),
+                        profile: p.name.clone(),
+                        paths: report
+                            .missing
+                            .iter()
+                            .map(|m| match m.kind {
+                                PathKind::Directory => format!("{}/", m.path),
+                                PathKind::File => m.path.clone(),
+                            })
+                            .collect(),
+                    });
+                }
+            }
+        }
+
+        if !reattach && !o.force {
+            for u in &units {
+                if unit_exists_on_host(self, &u.name) {
+                    return Err(Error::UnitExists(format!(
+                        "Unit file '{}' exists on the host already, refusing.",
+                        u.name
+                    )));
+                }
+                if active(pid1, &u.name)? {
+                    return Err(Error::UnitExists(format!(
+                        "Unit file '{}' is active already, refusing.",
+                        u.name
+                    )));
+                }
+            }
+        }
+
+        let dir = attached_dir(o.runtime).to_path_buf();
+        let planned = units
+            .iter()
+            .map(|u| self.plan_unit(&image, u, profile.as_ref(), o.copy))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Plan {
+            link: image_link(&image.path.display().to_string(), o.runtime),
+            image,
+            dir,
+            units: planned,
+            repairs,
+        })
+    }
+
+    fn plan_unit(
+        &self,
+        image: &Image,
+        u: &UnitFile,
+        profile: Option<&Profile>,
+        copy: CopyMode,
+    ) -> Result<PlannedUnit> {
+        let host_source = image
+            .kind
+            .is_directory()
+            .then(|| image.path.join(u.path.strip_prefix("/").unwrap_or(&u.path)));
+        let unit = match (&host_source, copy) {
+            (Some(src), CopyMode::Symlink) => Content::Symlink(src.clone()),
+            _ => Content::File {
+                data: u.content.clone(),
+                mode: 0o644,
+            },
+        };
+        let profile = match profile {
+            None => None,
+            Some(_) => {
+                let suffix = names::unit_suffix(&u.name).unwrap_or("service");
+                self.find_profile(&profile.expect("some").name, suffix)?
+                    .map(|p| {
+                        let path = p.path.expect("host profile");
+                        let content = if copy == CopyMode::Copy {
+                            Content::File {
+                                data: p.content.into_bytes(),
+                                mode: 0o644,
+                            }
+                        } else {
+                            Content::Symlink(path.clone())
+                        };
+                        (content, path.display().to_string())
+                    })
+            }
+        };
+        Ok(PlannedUnit {
+            name: u.name.clone(),
+            dropin: dropin_text(image, &u.name, self),
+            profile,
+            unit,
+            unit_source: host_source
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Whether a profile directory of that name exists (it may lack a file for some type).
+    fn profile_exists(&self, name: &str) -> bool {
+        crate::host::PROFILE_SEARCH_PATH
+            .iter()
+            .any(|d| matches!(self.fs().stat(&Path::new(d).join(name)), Ok(Some(_))))
+    }
+
+    /// The attach change list of a plan, as the reference reports it; `mkdir` entries only for
+    /// the directories in `created`.
+    fn attach_changes(plan: &Plan, created: &BTreeSet<PathBuf>, link_created: bool) -> Vec<Change> {
+        let mut out = Vec::new();
+        if created.contains(&plan.dir) {
+            out.push(Change::new(ChangeType::Mkdir, &plan.dir, ""));
+        }
+        for u in &plan.units {
+            let unit_path = plan.dir.join(&u.name);
+            let ddir = plan.dir.join(format!("{}.d", u.name));
+            if created.contains(&ddir) {
+                out.push(Change::new(ChangeType::Mkdir, &ddir, ""));
+            }
+            out.push(Change::new(
+                ChangeType::Write,
+                &ddir.join("20-portable.conf"),
+                "",
+            ));
+            if let Some((content, src)) = &u.profile {
+                let kind = match content {
+                    Content::Symlink(_) => ChangeType::Symlink,
+                    Content::File { .. } => ChangeType::Copy,
+                };
+                out.push(Change::new(kind, &ddir.join("10-profile.conf"), src));
+            }
+            let kind = match u.unit {
+                Content::Symlink(_) => ChangeType::Symlink,
+                Content::File { .. } => ChangeType::Copy,
+            };
+            out.push(Change::new(kind, &unit_path, &u.unit_source));
+        }
+        if link_created {
+            out.push(Change::new(
+                ChangeType::Symlink,
+                &plan.link,
+                &plan.image.path.display().to_string(),
+            ));
+        }
+        out
+    }
+
+    /// Adds the plan's files to a transaction: per unit the drop-ins first, the unit last.
+    fn stage_plan(plan: &Plan, txn: &mut Txn<'_>) {
+        for u in &plan.units {
+            let ddir = plan.dir.join(format!("{}.d", u.name));
+            txn.place(
+                ddir.join("20-portable.conf"),
+                Content::File {
+                    data: u.dropin.clone(),
+                    mode: 0o644,
+                },
+            );
+            if let Some((content, _)) = &u.profile {
+                txn.place(ddir.join("10-profile.conf"), content.clone());
+            }
+            txn.place(plan.dir.join(&u.name), u.unit.clone());
+        }
+    }
+
+    fn plan_dirs(plan: &Plan) -> Vec<PathBuf> {
+        let mut dirs = vec![plan.dir.clone()];
+        dirs.extend(
+            plan.units
+                .iter()
+                .map(|u| plan.dir.join(format!("{}.d", u.name))),
+        );
+        dirs
+    }
+
+    /// Creates the image link unless something is there already (errors are ignored, as the
+    /// reference does). Returns whether it was created.
+    fn install_image_link(&self, plan: &Plan) -> bool {
+        let fs = self.fs();
+        if matches!(fs.lstat(&plan.link), Ok(Some(_))) {
+            return false;
+        }
+        if let Some(parent) = plan.link.parent() {
+            let _ = fs.mkdir_p(parent, 0o755);
+        }
+        fs.write_atomic(&plan.link, &Content::Symlink(plan.image.path.clone()))
+            .is_ok()
+    }
+
+    /// Attaches an image (section 6). Returns the change list.
+    pub fn attach(
+        &self,
+        pid1: &dyn ServiceManager,
+        arg: &str,
+        o: &AttachOptions,
+    ) -> Result<Vec<Change>> {
+        let plan = self.plan_attach(pid1, arg, o, false)?;
+        let mut txn = Txn::new(self, "attach", o.runtime, true);
+        Self::stage_plan(&plan, &mut txn);
+        let created: BTreeSet<PathBuf> = txn.stage(&Self::plan_dirs(&plan))?.into_iter().collect();
+        txn.commit()?;
+        fault::point("attach: committed");
+        let link = self.install_image_link(&plan);
+        let mut changes: Vec<Change> = plan
+            .repairs
+            .iter()
+            .map(|c| {
+                let kind = if c.kind == "mkdir" {
+                    ChangeType::Mkdir
+                } else {
+                    ChangeType::Write
+                };
+                let shown = match plan.image.kind.is_directory() {
+                    true => plan
+                        .image
+                        .path
+                        .join(c.path.strip_prefix("/").unwrap_or(&c.path)),
+                    false => c.path.clone(),
+                };
+                Change::new(kind, &shown, "")
+            })
+            .collect();
+        changes.extend(Self::attach_changes(&plan, &created, link));
+        Ok(changes)
+    }
+}
+
+/// An attached unit found in an attached directory.
+#[derive(Debug, Clone)]
+struct Attached {
+    unit: String,
+    /// Whether the unit file itself is there (not only its drop-in directory).
+    has_file: bool,
+    marker: String,
+}
+
+impl Host {
+    /// Every unit in `dir` whose 20-portable.conf marker matches `arg`, sorted by name.
+    fn attached_units(
+        &self,
+        dir: &Path,
+        arg: &str,
+        extensions: &[String],
+    ) -> Result<Vec<Attached>> {
+        let Some(entries) = self.fs().read_dir(dir).context("Failed to list", dir)? else {
+            return Ok(Vec::new());
+        };
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for e in &entries {
+            let Ok(name) = e.name.clone().into_string() else {
+                continue;
+            };
+            let (unit, has_file) = match (e.kind, name.strip_suffix(".d")) {
+                (NodeKind::Directory, Some(u)) => (u.to_string(), false),
+                (NodeKind::File | NodeKind::Symlink, None) => (name.clone(), true),
+                _ => continue,
+            };
+            if !unit_name_is_valid(&unit) || !seen.insert(unit.clone()) {
+                if has_file {
+                    if let Some(a) = out.iter_mut().find(|a: &&mut Attached| a.unit == unit) {
+                        a.has_file = true;
+                    }
+                }
+                continue;
+            }
+            let dropin = dir.join(format!("{unit}.d/20-portable.conf"));
+            let Ok(Some(data)) = self.fs().read_file(&dropin, 64 * 1024) else {
+                continue;
+            };
+            let first =
+                String::from_utf8_lossy(data.split(|&c| c == b'\n').next().unwrap_or_default())
+                    .into_owned();
+            let Some(m) = marker::parse_marker_line(&first) else {
+                continue;
+            };
+            if !marker::matches(m, arg, extensions) {
+                continue;
+            }
+            let has_file = has_file
+                || entries.iter().any(|x| {
+                    x.name == std::ffi::OsStr::new(&unit) && x.kind != NodeKind::Directory
+                });
+            out.push(Attached {
+                unit,
+                has_file,
+                marker: m.to_string(),
+            });
+        }
+        out.sort_by(|a, b| a.unit.cmp(&b.unit));
+        Ok(out)
+    }
+
+    /// The detach steps and change list (reference order) for `found` in `dir`.
+    fn plan_detach(dir: &Path, found: &[Attached], txn: &mut Txn<'_>) -> Vec<(Change, usize)> {
+        let mut out = Vec::new();
+        for a in found {
+            let unit = dir.join(&a.unit);
+            let ddir = dir.join(format!("{}.d", a.unit));
+            out.push((
+                Change::new(ChangeType::Unlink, &unit, ""),
+                txn.remove(unit.clone()),
+            ));
+            for f in ["10-profile.conf", "20-portable.conf"] {
+                let p = ddir.join(f);
+                out.push((
+                    Change::new(ChangeType::Unlink, &p, ""),
+                    txn.remove(p.clone()),
+                ));
+            }
+            out.push((
+                Change::new(ChangeType::Unlink, &ddir, ""),
+                txn.rmdir(ddir.clone()),
+            ));
+        }
+        out
+    }
+
+    fn image_links_of(found: &[Attached], runtime: bool) -> BTreeSet<PathBuf> {
+        found
+            .iter()
+            .flat_map(|a| marker::tokens(&a.marker))
+            .map(|t| marker::unescape(&t))
+            .filter(|t| t.starts_with('/'))
+            .map(|t| image_link(&t, runtime))
+            .collect()
+    }
+
+    fn is_symlink(&self, p: &Path) -> bool {
+        matches!(self.fs().lstat(p), Ok(Some(st)) if NodeKind::of(&st) == NodeKind::Symlink)
+    }
+
+    /// Detaches the units attached from an image (section 7.1). The image need not exist.
+    pub fn detach(
+        &self,
+        pid1: &dyn ServiceManager,
+        arg: &str,
+        runtime: bool,
+        force: bool,
+    ) -> Result<Vec<Change>> {
+        let dir = attached_dir(runtime);
+        let found = self.attached_units(dir, arg, &[])?;
+        if found.is_empty() {
+            return Err(Error::NoSuchUnit(format!(
+                "No unit files associated with '{arg}' found attached to the system. Image not attached?"
+            )));
+        }
+        if !force {
+            for a in &found {
+                if active(pid1, &a.unit)? {
+                    return Err(Error::UnitExists(format!(
+                        "Unit file '{}' is active, can't detach.",
+                        a.unit
+                    )));
+                }
+            }
+        }
+        let mut txn = Txn::new(self, "detach", runtime, false);
+        let mut planned = Self::plan_detach(dir, &found, &mut txn);
+        for link in Self::image_links_of(&found, runtime) {
+            if self.is_symlink(&link) {
+                let n = txn.remove(link.clone());
+                planned.push((Change::new(ChangeType::Unlink, &link, ""), n));
+            }
+        }
+        let n = txn.rmdir(dir.to_path_buf());
+        planned.push((Change::new(ChangeType::Unlink, dir, ""), n));
+        txn.stage(&[])?;
+        let done = txn.commit()?;
+        fault::point("detach: committed");
+        let changes: Vec<Change> = planned
+            .into_iter()
+            .filter(|(_, n)| done.effective.get(*n).copied().unwrap_or(false))
+            .map(|(c, _)| c)
+            .collect();
+        if let Some((path, e)) = done.rmdir_error {
+            if e.raw_os_error() != Some(libc::ENOTEMPTY) || path != dir {
+                return Err(Error::NotEmpty(format!(
+                    "{e}: '{}' holds files that portctl did not create; everything else was detached.",
+                    path.display()
+                )));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Reattaches (section 7.2), atomically: the new attachment is staged completely, then
+    /// swapped in; on failure the old one is restored byte for byte. Returns the removed and
+    /// the updated change lists as the reference does.
+    pub fn reattach(
+        &self,
+        pid1: &dyn ServiceManager,
+        arg: &str,
+        o: &AttachOptions,
+    ) -> Result<(Vec<Change>, Vec<Change>)> {
+        let plan = self.plan_attach(pid1, arg, o, true)?;
+        let dir = attached_dir(o.runtime);
+        let found = self.attached_units(dir, arg, &[])?;
+        if found.is_empty() {
+            return Err(Error::NoSuchUnit(format!(
+                "No unit files associated with '{arg}' found attached to the system. Image not attached?"
+            )));
+        }
+        let new_paths: BTreeSet<PathBuf> = plan
+            .units
+            .iter()
+            .flat_map(|u| {
+                let d = dir.join(format!("{}.d", u.name));
+                let mut paths = vec![dir.join(&u.name), d.join("20-portable.conf"), d.clone()];
+                if u.profile.is_some() {
+                    paths.push(d.join("10-profile.conf"));
+                }
+                paths
+            })
+            .collect();
+        let mut txn = Txn::new(self, "reattach", o.runtime, true);
+        // Old files that the new attachment does not replace go first, then the new files.
+        let mut removed = Vec::new();
+        for a in &found {
+            let unit = dir.join(&a.unit);
+            let ddir = dir.join(format!("{}.d", a.unit));
+            removed.push(Change::new(ChangeType::Unlink, &unit, ""));
+            let profile = ddir.join("10-profile.conf");
+            let profile_there = matches!(self.fs().lstat(&profile), Ok(Some(_)));
+            if profile_there {
+                removed.push(Change::new(ChangeType::Unlink, &profile, ""));
+            }
+            removed.push(Change::new(
+                ChangeType::Unlink,
+                &ddir.join("20-portable.conf"),
+                "",
+            ));
+            removed.push(Change::new(ChangeType::Unlink, &ddir, ""));
+            for p in [unit.clone(), profile, ddir.join("20-portable.conf")] {
+                if !new_paths.contains(&p) {
+                    txn.remove(p);
+                }
+            }
+            if !new_paths.contains(&ddir) {
+                txn.rmdir(ddir);
+            }
+        }
+        Self::stage_plan(&plan, &mut txn);
+        let old_links: Vec<PathBuf> = Self::image_links_of(&found, o.runtime)
+            .into_iter()
+            .filter(|l| self.is_symlink(l))
+            .collect();
+        for l in &old_links {
+            removed.push(Change::new(ChangeType::Unlink, l, ""));
+            if *l != plan.link {
+                txn.remove(l.clone());
+            }
+        }
+        txn.stage(&Self::plan_dirs(&plan))?;
+        txn.commit()?;
+        fault::point("reattach: committed");
+        // The link of the new image (the old one with the same name is kept).
+        let link_exists = matches!(self.fs().lstat(&plan.link), Ok(Some(_)));
+        if !link_exists {
+            self.install_image_link(&plan);
+        }
+        // Reported as the reference reports a detach followed by an attach.
+        let mut all_dirs: BTreeSet<PathBuf> = Self::plan_dirs(&plan).into_iter().collect();
+        all_dirs.insert(dir.to_path_buf());
+        let updated = Self::attach_changes(&plan, &all_dirs, true);
+        let basenames: BTreeSet<String> = updated
+            .iter()
+            .map(|c| c.path.rsplit('/').next().unwrap_or_default().to_string())
+            .collect();
+        let removed = removed
+            .into_iter()
+            .filter(|c| !basenames.contains(c.path.rsplit('/').next().unwrap_or_default()))
+            .collect();
+        Ok((removed, updated))
+    }
+}
+
+/// The states of section 7.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Detached,
+    Attached,
+    AttachedRuntime,
+    Enabled,
+    EnabledRuntime,
+    Running,
+    RunningRuntime,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Detached => "detached",
+            Self::Attached => "attached",
+            Self::AttachedRuntime => "attached-runtime",
+            Self::Enabled => "enabled",
+            Self::EnabledRuntime => "enabled-runtime",
+            Self::Running => "running",
+            Self::RunningRuntime => "running-runtime",
+        }
+    }
+}
+
+/// Directories whose symlinks make a unit "enabled".
+const ENABLE_DIRS: [&str; 2] = ["/etc/systemd/system", "/run/systemd/system"];
+
+impl Host {
+    /// Whether some `*.wants/`, `*.requires/` or `*.upholds/` directory, or an alias, links to
+    /// `unit` (systemd's unit file state "enabled" or "enabled-runtime").
+    fn unit_enabled(&self, unit: &str) -> bool {
+        for base in ENABLE_DIRS {
+            let Ok(Some(entries)) = self.fs().read_dir(Path::new(base)) else {
+                continue;
+            };
+            for e in entries {
+                let n = e.name.to_string_lossy();
+                if e.kind == NodeKind::Directory
+                    && (n.ends_with(".wants")
+                        || n.ends_with(".requires")
+                        || n.ends_with(".upholds"))
+                    && matches!(
+                        self.fs().lstat(&Path::new(base).join(&e.name).join(unit)),
+                        Ok(Some(_))
+                    )
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The state of an image, by name or path (the image need not exist).
+    pub fn image_state(&self, pid1: &dyn ServiceManager, arg: &str) -> Result<State> {
+        for runtime in [false, true] {
+            let found = self.attached_units(attached_dir(runtime), arg, &[])?;
+            if found.is_empty() {
+                continue;
+            }
+            let mut running = false;
+            let mut enabled = false;
+            for a in &found {
+                running |= active(pid1, &a.unit)?;
+                enabled |= a.has_file && self.unit_enabled(&a.unit);
+            }
+            return Ok(match (running, enabled, runtime) {
+                (true, _, false) => State::Running,
+                (true, _, true) => State::RunningRuntime,
+                (false, true, false) => State::Enabled,
+                (false, true, true) => State::EnabledRuntime,
+                (false, false, false) => State::Attached,
+                (false, false, true) => State::AttachedRuntime,
+            });
+        }
+        Ok(State::Detached)
+    }
+}

@@ -1,0 +1,460 @@
+//! Crash-safe changes to the host's unit directories.
+//!
+//! A transaction first *stages*: it creates directories, writes every new file under a
+//! temporary name next to its target (complete and synced), and hard-links every file it will
+//! replace or remove to a backup name next to it. An intent journal (JSON, under
+//! `/var/lib/portctl/journal` or `/run/portctl/journal`) lists all steps. Then it *commits*:
+//! renames, removals and symlinks, in an order where a unit never exists without its
+//! drop-ins. A failure while committing restores the backups (byte for byte: they are the
+//! old inodes); a crash is repaired by [`Host::recover`]: rolled back when it happened while
+//! staging, rolled forward (everything is staged already) when it happened while committing.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fault;
+use crate::root::Content;
+use crate::Host;
+
+pub const PERSISTENT_JOURNAL_DIR: &str = "/var/lib/portctl/journal";
+pub const RUNTIME_JOURNAL_DIR: &str = "/run/portctl/journal";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Put the staged `temp` at `path`; `backup` holds the node it replaces, if any.
+    Place {
+        path: PathBuf,
+        temp: String,
+        backup: Option<String>,
+    },
+    /// Remove `path`; `backup` holds it until the end.
+    Remove {
+        path: PathBuf,
+        backup: Option<String>,
+    },
+    /// Remove the directory `path` if it is empty.
+    Rmdir { path: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Phase {
+    Staging,
+    Commit,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    op: String,
+    phase: Phase,
+    /// Directories the transaction created, removed again on rollback.
+    #[serde(default)]
+    created: Vec<PathBuf>,
+    steps: Vec<Step>,
+}
+
+/// What [`Txn::commit`] did, step by step (same order as the steps).
+#[derive(Debug, Default)]
+pub struct Done {
+    /// For each step: whether it changed something (a directory really removed, a file really
+    /// there to remove).
+    pub effective: Vec<bool>,
+    /// The first error of an `Rmdir` that failed for another reason than "missing" (e.g. a
+    /// drop-in directory that holds files of the user), with its path.
+    pub rmdir_error: Option<(PathBuf, std::io::Error)>,
+}
+
+pub struct Txn<'h> {
+    host: &'h Host,
+    journal: PathBuf,
+    id: String,
+    op: String,
+    created: Vec<PathBuf>,
+    steps: Vec<Step>,
+    /// Staged contents, by step index.
+    contents: Vec<Option<Content>>,
+    /// Whether replaced and removed files are backed up (to restore them on failure).
+    backups: bool,
+}
+
+/// Where the backup of `path` is kept: next to it, or next to its drop-in directory for files
+/// in a `*.d` directory (so that the directory itself can be removed).
+fn backup_dir(path: &Path) -> &Path {
+    let dir = parent(path);
+    if dir.extension().is_some_and(|e| e == "d") {
+        parent(dir)
+    } else {
+        dir
+    }
+}
+
+fn temp_name(id: &str, n: usize, what: &str) -> String {
+    format!(".#portctl-{id}-{n}.{what}")
+}
+
+impl<'h> Txn<'h> {
+    /// A transaction for `op`. With `backups`, every file it replaces or removes is kept until
+    /// the commit is complete, and restored if it fails.
+    pub fn new(host: &'h Host, op: &str, runtime: bool, backups: bool) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = if runtime {
+            RUNTIME_JOURNAL_DIR
+        } else {
+            PERSISTENT_JOURNAL_DIR
+        };
+        Self {
+            host,
+            journal: Path::new(dir).join(format!("{id}.json")),
+            id,
+            op: op.to_string(),
+            created: Vec::new(),
+            steps: Vec::new(),
+            contents: Vec::new(),
+            backups,
+        }
+    }
+
+    fn push(&mut self, step: Step, content: Option<Content>) -> usize {
+        self.steps.push(step);
+        self.contents.push(content);
+        self.steps.len() - 1
+    }
+
+    /// Plans a new file or symlink at `path`. Returns the step index.
+    pub fn place(&mut self, path: PathBuf, content: Content) -> usize {
+        let n = self.steps.len();
+        let temp = temp_name(&self.id, n, "new");
+        self.push(
+            Step::Place {
+                path,
+                temp,
+                backup: None,
+            },
+            Some(content),
+        )
+    }
+
+    /// Plans the removal of `path`.
+    pub fn remove(&mut self, path: PathBuf) -> usize {
+        self.push(Step::Remove { path, backup: None }, None)
+    }
+
+    /// Plans the removal of directory `path` if it ends up empty.
+    pub fn rmdir(&mut self, path: PathBuf) -> usize {
+        self.push(Step::Rmdir { path }, None)
+    }
+
+    fn write_journal(&self, phase: Phase) -> Result<()> {
+        let fs = self.host.fs();
+        let dir = self.journal.parent().expect("journal dir");
+        fs.mkdir_p(dir, 0o700)
+            .context("Failed to create journal directory", dir)?;
+        let j = Journal {
+            op: self.op.clone(),
+            phase,
+            created: self.created.clone(),
+            steps: self.steps.clone(),
+        };
+        let data = serde_json::to_vec_pretty(&j).expect("journal serializes");
+        fs.write_atomic(&self.journal, &Content::File { data, mode: 0o600 })
+            .context("Failed to write journal", &self.journal)?;
+        fs.sync_dir(dir)
+            .context("Failed to sync journal directory", dir)
+    }
+
+    /// Creates `dirs` (recording the ones it created), stages every new file and backs up every
+    /// file to be replaced or removed. Nothing visible changes but new empty directories.
+    /// Returns the directories that were created.
+    pub fn stage(&mut self, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        self.write_journal(Phase::Staging)?;
+        fault::point("txn: journal written");
+        let fs = self.host.fs();
+        let mut created = Vec::new();
+        for d in dirs {
+            if let Some(parent) = d.parent() {
+                fs.mkdir_p(parent, 0o755)
+                    .context("Failed to create directory", parent)?;
+            }
+            let made = fs.mkdir(d, 0o755).context("Failed to create directory", d);
+            match made {
+                Ok(true) => {
+                    created.push(d.clone());
+                    self.created.push(d.clone());
+                    self.write_journal(Phase::Staging)?;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.rollback();
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = self.stage_files() {
+            self.rollback();
+            return Err(e);
+        }
+        fault::point("txn: staged");
+        self.write_journal(Phase::Commit)?;
+        fault::point("txn: commit journal written");
+        Ok(created)
+    }
+
+    fn stage_files(&mut self) -> Result<()> {
+        let fs = self.host.fs();
+        for i in 0..self.steps.len() {
+            let (path, backup_needed) = match &self.steps[i] {
+                Step::Place { path, .. } | Step::Remove { path, .. } => (path.clone(), true),
+                _ => (PathBuf::new(), false),
+            };
+            if !backup_needed {
+                continue;
+            }
+            let bak = temp_name(&self.id, i, "old");
+            let had = self.backups
+                && fs
+                    .link_aside(&path, backup_dir(&path), &bak)
+                    .context("Failed to back up", &path)?;
+            match &mut self.steps[i] {
+                Step::Place { backup, .. } | Step::Remove { backup, .. } => {
+                    *backup = had.then_some(bak)
+                }
+                _ => {}
+            }
+            self.write_journal(Phase::Staging)?;
+            if let (Step::Place { path, temp, .. }, Some(content)) =
+                (&self.steps[i], &self.contents[i])
+            {
+                fs.stage(path, temp, content)
+                    .context("Failed to write", path)?;
+                fs.sync_dir(path.parent().unwrap_or(Path::new("/")))
+                    .context("Failed to sync", path)?;
+            }
+            fault::point("txn: file staged");
+        }
+        Ok(())
+    }
+
+    /// Applies the staged steps in order. On an error, everything is restored as it was.
+    pub fn commit(mut self) -> Result<Done> {
+        match apply(self.host, &self.steps) {
+            Ok(done) => {
+                cleanup(self.host, &self.steps);
+                let _ = self.host.fs().unlink(&self.journal);
+                self.steps.clear();
+                self.created.clear();
+                Ok(done)
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn rollback(&mut self) {
+        rollback(self.host, &self.steps, &self.created);
+        let _ = self.host.fs().unlink(&self.journal);
+        self.steps.clear();
+        self.created.clear();
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        // A transaction dropped before its commit (an early return) leaves nothing behind.
+        if !self.steps.is_empty() || !self.created.is_empty() {
+            self.rollback();
+        }
+    }
+}
+
+fn parent(p: &Path) -> &Path {
+    p.parent().unwrap_or(Path::new("/"))
+}
+
+/// Runs the steps forward. Idempotent, so that recovery can run it again after a crash.
+fn apply(host: &Host, steps: &[Step]) -> Result<Done> {
+    let fs = host.fs();
+    let mut done = Done::default();
+    for step in steps {
+        let effective = match step {
+            Step::Place { path, temp, .. } => {
+                match fs.commit(path, temp) {
+                    Ok(()) => true,
+                    // Already renamed before a crash.
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::ENOENT)
+                            && matches!(fs.lstat(path), Ok(Some(_))) =>
+                    {
+                        true
+                    }
+                    Err(e) => return Err(e).context("Failed to install", path),
+                }
+            }
+            Step::Remove { path, .. } => fs.unlink(path).context("Failed to remove", path)?,
+            Step::Rmdir { path } => match fs.rmdir(path) {
+                Ok(removed) => removed,
+                Err(e) => {
+                    if done.rmdir_error.is_none() {
+                        done.rmdir_error = Some((path.clone(), e));
+                    }
+                    false
+                }
+            },
+        };
+        done.effective.push(effective);
+        fault::point("txn: step committed");
+    }
+    for step in steps {
+        if let Step::Place { path, .. } | Step::Remove { path, .. } = step {
+            let _ = fs.sync_dir(parent(path));
+        }
+    }
+    Ok(done)
+}
+
+/// Removes the backups of a committed transaction.
+fn cleanup(host: &Host, steps: &[Step]) {
+    for step in steps {
+        if let Step::Place {
+            path,
+            backup: Some(b),
+            ..
+        }
+        | Step::Remove {
+            path,
+            backup: Some(b),
+        } = step
+        {
+            let _ = host.fs().unlink_name(&backup_dir(path).join("x"), b);
+        }
+    }
+}
+
+/// Undoes whatever part of the steps happened, in reverse order.
+fn rollback(host: &Host, steps: &[Step], created: &[PathBuf]) {
+    let fs = host.fs();
+    let restore = |path: &Path, b: &str| {
+        let _ = fs.rename_from(backup_dir(path), b, path);
+    };
+    for (i, step) in steps.iter().enumerate().rev() {
+        match step {
+            Step::Place { path, temp, backup } => {
+                let staged_still_there = fs.unlink_name(path, temp).unwrap_or(false);
+                match backup {
+                    Some(b) => restore(path, b),
+                    None if !staged_still_there => {
+                        let _ = fs.unlink(path);
+                    }
+                    None => {}
+                }
+            }
+            Step::Remove {
+                path,
+                backup: Some(b),
+            } => restore(path, b),
+            Step::Remove { backup: None, .. } => {}
+            Step::Rmdir { path } => {
+                // Files restored below need their directory back.
+                let needed = steps[..i].iter().any(|s| match s {
+                    Step::Place {
+                        path: p,
+                        backup: Some(_),
+                        ..
+                    }
+                    | Step::Remove {
+                        path: p,
+                        backup: Some(_),
+                    } => p.starts_with(path),
+                    _ => false,
+                });
+                if needed {
+                    let _ = fs.mkdir(path, 0o755);
+                }
+            }
+        }
+    }
+    for dir in created.iter().rev() {
+        let _ = fs.rmdir(dir);
+    }
+}
+
+/// What recovery did with one interrupted transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recovered {
+    pub journal: PathBuf,
+    pub op: String,
+    /// `rolled back` or `completed`.
+    pub outcome: &'static str,
+}
+
+impl Host {
+    /// Finishes or rolls back every transaction interrupted by a crash (run at start-up).
+    pub fn recover(&self) -> Result<Vec<Recovered>> {
+        let mut out = Vec::new();
+        for dir in [RUNTIME_JOURNAL_DIR, PERSISTENT_JOURNAL_DIR] {
+            let Some(entries) = self
+                .fs()
+                .read_dir(Path::new(dir))
+                .context("Failed to list journal directory", dir)?
+            else {
+                continue;
+            };
+            for e in entries {
+                let name = e.name.to_string_lossy().into_owned();
+                let path = Path::new(dir).join(&name);
+                if !name.ends_with(".json") || name.starts_with(".#") {
+                    // A journal that was being written when the crash came: its transaction
+                    // had not staged anything yet.
+                    let _ = self.fs().unlink(&path);
+                    continue;
+                }
+                let data = match self.fs().read_file(&path, 16 << 20) {
+                    Ok(Some(d)) => d,
+                    _ => continue,
+                };
+                let journal: Journal = match serde_json::from_slice(&data) {
+                    Ok(j) => j,
+                    Err(e) => {
+                        tracing::error!(journal = %path.display(), "unreadable journal, ignoring: {e}");
+                        continue;
+                    }
+                };
+                let outcome = match journal.phase {
+                    Phase::Staging => {
+                        rollback(self, &journal.steps, &journal.created);
+                        "rolled back"
+                    }
+                    Phase::Commit => {
+                        apply(self, &journal.steps).map_err(|e| Error::Io {
+                            what: "Failed to complete interrupted operation",
+                            path: path.clone(),
+                            source: std::io::Error::other(e.to_string()),
+                        })?;
+                        cleanup(self, &journal.steps);
+                        "completed"
+                    }
+                };
+                self.fs()
+                    .unlink(&path)
+                    .context("Failed to remove journal", &path)?;
+                tracing::info!(journal = %path.display(), op = %journal.op, outcome, "recovered interrupted operation");
+                out.push(Recovered {
+                    journal: path,
+                    op: journal.op,
+                    outcome,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
