@@ -161,7 +161,10 @@ mod tests {
         let m = "/var/lib/portables/probe_1";
         assert!(matches(m, "probe_1", &[]));
         assert!(matches(m, "probe_2", &[]), "version-insensitive");
-        assert!(!matches(m, "probe", &[]), "no version: the name must be all of it (or .raw)");
+        assert!(
+            !matches(m, "probe", &[]),
+            "no version: the name must be all of it (or .raw)"
+        );
         assert!(!matches(m, "prob", &[]));
         assert!(matches("/x/sq_1.raw", "sq_2", &[]));
         assert!(matches("/x/sq.raw", "sq", &[]));

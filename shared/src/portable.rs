@@ -463,21 +463,18 @@ impl Host {
                 .iter()
                 .map(|u| plan.dir.join(format!("{}.d", u.name))),
         );
+        dirs.extend(plan.link.parent().map(Path::to_path_buf));
         dirs
     }
 
-    /// Creates the image link unless something is there already (errors are ignored, as the
-    /// reference does). Returns whether it was created.
-    fn install_image_link(&self, plan: &Plan) -> bool {
-        let fs = self.fs();
-        if matches!(fs.lstat(&plan.link), Ok(Some(_))) {
+    /// Adds the image link to the transaction unless something is there already (the
+    /// reference leaves an existing one alone). Returns whether it will be created.
+    fn stage_image_link(&self, plan: &Plan, txn: &mut Txn<'_>) -> bool {
+        if matches!(self.fs().lstat(&plan.link), Ok(Some(_))) {
             return false;
         }
-        if let Some(parent) = plan.link.parent() {
-            let _ = fs.mkdir_p(parent, 0o755);
-        }
-        fs.write_atomic(&plan.link, &Content::Symlink(plan.image.path.clone()))
-            .is_ok()
+        txn.place(plan.link.clone(), Content::Symlink(plan.image.path.clone()));
+        true
     }
 
     /// Attaches an image (section 6). Returns the change list.
@@ -490,10 +487,10 @@ impl Host {
         let plan = self.plan_attach(pid1, arg, o, false)?;
         let mut txn = Txn::new(self, "attach", o.runtime, true);
         Self::stage_plan(&plan, &mut txn);
+        let link = self.stage_image_link(&plan, &mut txn);
         let created: BTreeSet<PathBuf> = txn.stage(&Self::plan_dirs(&plan))?.into_iter().collect();
         txn.commit()?;
         fault::point("attach: committed");
-        let link = self.install_image_link(&plan);
         let mut changes: Vec<Change> = plan
             .repairs
             .iter()
@@ -744,14 +741,11 @@ impl Host {
                 txn.remove(l.clone());
             }
         }
+        // The link of the new image (an old one of the same name is kept).
+        self.stage_image_link(&plan, &mut txn);
         txn.stage(&Self::plan_dirs(&plan))?;
         txn.commit()?;
         fault::point("reattach: committed");
-        // The link of the new image (the old one with the same name is kept).
-        let link_exists = matches!(self.fs().lstat(&plan.link), Ok(Some(_)));
-        if !link_exists {
-            self.install_image_link(&plan);
-        }
         // Reported as the reference reports a detach followed by an attach.
         let mut all_dirs: BTreeSet<PathBuf> = Self::plan_dirs(&plan).into_iter().collect();
         all_dirs.insert(dir.to_path_buf());

@@ -420,7 +420,12 @@ impl ImageRoot {
 
     /// Removes `temp` from the directory of `path`, if it is there.
     pub fn unlink_name(&self, path: &Path, temp: &str) -> io::Result<bool> {
-        let (dir, _) = self.parent_dir(path)?;
+        let (dir, _) = match self.parent_dir(path) {
+            Ok(d) => d,
+            // Nothing can be removed from a directory that is gone.
+            Err(e) if is_missing(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
         match rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty()) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::NOENT) => Ok(false),
@@ -451,7 +456,12 @@ impl ImageRoot {
 
     /// Removes the file or symlink `path`; `Ok(false)` when it did not exist.
     pub fn unlink(&self, path: &Path) -> io::Result<bool> {
-        let (dir, name) = self.parent_dir(path)?;
+        let (dir, name) = match self.parent_dir(path) {
+            Ok(d) => d,
+            // Nothing can be removed from a directory that is gone.
+            Err(e) if is_missing(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
         match rustix::fs::unlinkat(&dir, &name, rustix::fs::AtFlags::empty()) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::NOENT) => Ok(false),
@@ -461,7 +471,12 @@ impl ImageRoot {
 
     /// Removes the empty directory `path`; `Ok(false)` when it did not exist.
     pub fn rmdir(&self, path: &Path) -> io::Result<bool> {
-        let (dir, name) = self.parent_dir(path)?;
+        let (dir, name) = match self.parent_dir(path) {
+            Ok(d) => d,
+            // Nothing can be removed from a directory that is gone.
+            Err(e) if is_missing(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
         match rustix::fs::unlinkat(&dir, &name, rustix::fs::AtFlags::REMOVEDIR) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::NOENT) => Ok(false),

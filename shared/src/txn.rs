@@ -29,6 +29,9 @@ pub enum Step {
         path: PathBuf,
         temp: String,
         backup: Option<String>,
+        /// Set once `temp` is completely written (and recorded in the journal).
+        #[serde(default)]
+        staged: bool,
     },
     /// Remove `path`; `backup` holds it until the end.
     Remove {
@@ -138,6 +141,7 @@ impl<'h> Txn<'h> {
                 path,
                 temp,
                 backup: None,
+                staged: false,
             },
             Some(content),
         )
@@ -211,32 +215,32 @@ impl<'h> Txn<'h> {
     fn stage_files(&mut self) -> Result<()> {
         let fs = self.host.fs();
         for i in 0..self.steps.len() {
-            let (path, backup_needed) = match &self.steps[i] {
-                Step::Place { path, .. } | Step::Remove { path, .. } => (path.clone(), true),
-                _ => (PathBuf::new(), false),
+            let path = match &self.steps[i] {
+                Step::Place { path, .. } | Step::Remove { path, .. } => path.clone(),
+                Step::Rmdir { .. } => continue,
             };
-            if !backup_needed {
-                continue;
-            }
-            let bak = temp_name(&self.id, i, "old");
-            let had = self.backups
-                && fs
-                    .link_aside(&path, backup_dir(&path), &bak)
-                    .context("Failed to back up", &path)?;
-            match &mut self.steps[i] {
-                Step::Place { backup, .. } | Step::Remove { backup, .. } => {
-                    *backup = had.then_some(bak)
+            // The backup's name goes into the journal before the link exists, so that a crash
+            // in between leaves nothing unknown behind.
+            if self.backups && matches!(fs.lstat(&path), Ok(Some(_))) {
+                let bak = temp_name(&self.id, i, "old");
+                if let Step::Place { backup, .. } | Step::Remove { backup, .. } = &mut self.steps[i]
+                {
+                    *backup = Some(bak.clone());
                 }
-                _ => {}
+                self.write_journal(Phase::Staging)?;
+                fs.link_aside(&path, backup_dir(&path), &bak)
+                    .context("Failed to back up", &path)?;
             }
-            self.write_journal(Phase::Staging)?;
             if let (Step::Place { path, temp, .. }, Some(content)) =
                 (&self.steps[i], &self.contents[i])
             {
                 fs.stage(path, temp, content)
                     .context("Failed to write", path)?;
-                fs.sync_dir(path.parent().unwrap_or(Path::new("/")))
-                    .context("Failed to sync", path)?;
+                fs.sync_dir(parent(path)).context("Failed to sync", path)?;
+                if let Step::Place { staged, .. } = &mut self.steps[i] {
+                    *staged = true;
+                }
+                self.write_journal(Phase::Staging)?;
             }
             fault::point("txn: file staged");
         }
@@ -249,6 +253,7 @@ impl<'h> Txn<'h> {
             Ok(done) => {
                 cleanup(self.host, &self.steps);
                 let _ = self.host.fs().unlink(&self.journal);
+                remove_empty_journal_dirs(self.host);
                 self.steps.clear();
                 self.created.clear();
                 Ok(done)
@@ -263,6 +268,7 @@ impl<'h> Txn<'h> {
     fn rollback(&mut self) {
         rollback(self.host, &self.steps, &self.created);
         let _ = self.host.fs().unlink(&self.journal);
+        remove_empty_journal_dirs(self.host);
         self.steps.clear();
         self.created.clear();
     }
@@ -273,6 +279,16 @@ impl Drop for Txn<'_> {
         // A transaction dropped before its commit (an early return) leaves nothing behind.
         if !self.steps.is_empty() || !self.created.is_empty() {
             self.rollback();
+        }
+    }
+}
+
+/// The journal directories exist only while an operation runs: detach leaves no trace.
+fn remove_empty_journal_dirs(host: &Host) {
+    for dir in [PERSISTENT_JOURNAL_DIR, RUNTIME_JOURNAL_DIR] {
+        let dir = Path::new(dir);
+        if host.fs().rmdir(dir).unwrap_or(false) {
+            let _ = host.fs().rmdir(parent(dir));
         }
     }
 }
@@ -340,19 +356,42 @@ fn cleanup(host: &Host, steps: &[Step]) {
     }
 }
 
-/// Undoes whatever part of the steps happened, in reverse order.
+/// Puts the backup `b` of `path` back: renamed over `path` when `path` was replaced or removed,
+/// simply dropped when `path` is still the very inode it links to.
+fn restore(host: &Host, path: &Path, b: &str) {
+    let fs = host.fs();
+    let dir = backup_dir(path);
+    let Ok(Some(bst)) = fs.lstat(&dir.join(b)) else {
+        return;
+    };
+    let same = matches!(fs.lstat(path), Ok(Some(st)) if (st.st_dev, st.st_ino) == (bst.st_dev, bst.st_ino));
+    if same {
+        let _ = fs.unlink_name(&dir.join(b), b);
+    } else {
+        if let Some(p) = path.parent() {
+            let _ = fs.mkdir(p, 0o755);
+        }
+        let _ = fs.rename_from(dir, b, path);
+    }
+}
+
+/// Undoes whatever part of the steps happened, in reverse order. Steps that never started
+/// are left alone: nothing that was not ours is ever removed.
 fn rollback(host: &Host, steps: &[Step], created: &[PathBuf]) {
     let fs = host.fs();
-    let restore = |path: &Path, b: &str| {
-        let _ = fs.rename_from(backup_dir(path), b, path);
-    };
-    for (i, step) in steps.iter().enumerate().rev() {
+    for step in steps.iter().rev() {
         match step {
-            Step::Place { path, temp, backup } => {
-                let staged_still_there = fs.unlink_name(path, temp).unwrap_or(false);
+            Step::Place {
+                path,
+                temp,
+                backup,
+                staged,
+            } => {
+                let temp_was_there = fs.unlink_name(path, temp).unwrap_or(false);
+                let committed = *staged && !temp_was_there;
                 match backup {
-                    Some(b) => restore(path, b),
-                    None if !staged_still_there => {
+                    Some(b) => restore(host, path, b),
+                    None if committed => {
                         let _ = fs.unlink(path);
                     }
                     None => {}
@@ -361,26 +400,8 @@ fn rollback(host: &Host, steps: &[Step], created: &[PathBuf]) {
             Step::Remove {
                 path,
                 backup: Some(b),
-            } => restore(path, b),
-            Step::Remove { backup: None, .. } => {}
-            Step::Rmdir { path } => {
-                // Files restored below need their directory back.
-                let needed = steps[..i].iter().any(|s| match s {
-                    Step::Place {
-                        path: p,
-                        backup: Some(_),
-                        ..
-                    }
-                    | Step::Remove {
-                        path: p,
-                        backup: Some(_),
-                    } => p.starts_with(path),
-                    _ => false,
-                });
-                if needed {
-                    let _ = fs.mkdir(path, 0o755);
-                }
-            }
+            } => restore(host, path, b),
+            Step::Remove { backup: None, .. } | Step::Rmdir { .. } => {}
         }
     }
     for dir in created.iter().rev() {
@@ -455,6 +476,7 @@ impl Host {
                 });
             }
         }
+        remove_empty_journal_dirs(self);
         Ok(out)
     }
 }

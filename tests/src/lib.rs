@@ -120,3 +120,79 @@ pub fn set_immutable(path: &Path, on: bool) {
         .expect("run chattr");
     assert!(status.success(), "chattr on {}", path.display());
 }
+
+/// A host root for attach tests: an os-release, the profiles of `systemd-units/`, machine-id
+/// and resolv.conf.
+pub fn attach_host(s: &Scratch) -> Host {
+    make_tree(
+        s.path(),
+        &[
+            Node::File("/etc/os-release", "ID=debian\n"),
+            Node::File("/etc/machine-id", "0123456789abcdef0123456789abcdef\n"),
+            Node::File("/etc/resolv.conf", "nameserver 127.0.0.1\n"),
+            Node::Dir("/run"),
+            Node::Dir("/var/lib/portables"),
+        ],
+    );
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd-units/profile");
+    for p in ["default", "nonetwork", "strict", "trusted"] {
+        let dst = s.join(format!("/usr/lib/systemd/portable/profile/{p}"));
+        fs::create_dir_all(&dst).unwrap();
+        fs::copy(units.join(p).join("service.conf"), dst.join("service.conf")).unwrap();
+    }
+    s.host()
+}
+
+/// Everything below `dirs` (paths relative to the root), one line per node:
+/// `path type mode [-> target | content, or a hash of it when large or binary]`.
+pub fn snapshot(root: &Path, dirs: &[&str]) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(root: &Path, p: &Path, out: &mut Vec<String>) {
+        let Ok(md) = fs::symlink_metadata(p) else {
+            return;
+        };
+        let rel = Path::new("/").join(p.strip_prefix(root).unwrap());
+        let mode = md.mode() & 0o7777;
+        if md.file_type().is_symlink() {
+            out.push(format!(
+                "{} link -> {}",
+                rel.display(),
+                fs::read_link(p).unwrap().display()
+            ));
+        } else if md.is_dir() {
+            out.push(format!("{} dir {mode:o}", rel.display()));
+            let mut entries: Vec<_> = fs::read_dir(p)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            entries.sort();
+            for e in entries {
+                walk(root, &e, out);
+            }
+        } else {
+            let data = fs::read(p).unwrap();
+            match std::str::from_utf8(&data) {
+                Ok(text) if data.len() <= 1024 => {
+                    out.push(format!("{} file {mode:o} {text:?}", rel.display()))
+                }
+                _ => {
+                    // FNV-1a: enough to tell contents apart in a test.
+                    let h = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                    });
+                    out.push(format!(
+                        "{} file {mode:o} {} bytes fnv {h:016x}",
+                        rel.display(),
+                        data.len()
+                    ));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        walk(root, &root.join(d.trim_start_matches('/')), &mut out);
+    }
+    out
+}

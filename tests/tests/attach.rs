@@ -1,0 +1,479 @@
+//! Attach, detach, reattach and state on a scratch host root: the files systemd 252 writes,
+//! byte for byte, and the change lists in the reference's order and spelling.
+
+use std::fs;
+
+use portctl_engine::portable::{AttachOptions, Change, CopyMode, Offline, ServiceManager};
+use portctl_engine::{Error, Host};
+use portctl_tests::{attach_host, mkimage, set_immutable, snapshot, Scratch};
+
+fn opts(profile: &str, runtime: bool, copy: CopyMode) -> AttachOptions {
+    AttachOptions {
+        matches: vec!["minimal".into()],
+        profile: profile.into(),
+        runtime,
+        copy,
+        force: false,
+    }
+}
+
+fn list(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|c| {
+            format!("{} {} {}", c.kind.as_str(), c.path, c.source)
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+const STATE_DIRS: [&str; 5] = [
+    "/etc/systemd/system.attached",
+    "/run/systemd/system.attached",
+    "/etc/portables",
+    "/run/portables",
+    "/var/lib/portables",
+];
+
+fn setup() -> (Scratch, Host) {
+    let s = Scratch::new();
+    let host = attach_host(&s);
+    mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
+    (s, host)
+}
+
+#[test]
+fn attach_directory_image_writes_what_v252_writes() {
+    let (s, host) = setup();
+    let before = snapshot(s.path(), &STATE_DIRS);
+    let changes = host
+        .attach(
+            &Offline,
+            "minimal_1",
+            &opts("default", false, CopyMode::Auto),
+        )
+        .unwrap();
+    let a = "/etc/systemd/system.attached";
+    assert_eq!(
+        list(&changes),
+        [
+            format!("mkdir {a}"),
+            format!("mkdir {a}/minimal-test.service.d"),
+            format!("write {a}/minimal-test.service.d/20-portable.conf"),
+            format!("symlink {a}/minimal-test.service.d/10-profile.conf /usr/lib/systemd/portable/profile/default/service.conf"),
+            format!("copy {a}/minimal-test.service /var/lib/portables/minimal_1/usr/lib/systemd/system/minimal-test.service"),
+            "symlink /etc/portables/minimal_1 /var/lib/portables/minimal_1".to_string(),
+        ]
+    );
+    let dropin =
+        fs::read_to_string(s.join(format!("{a}/minimal-test.service.d/20-portable.conf"))).unwrap();
+    assert_eq!(
+        dropin,
+        "# Drop-in created for image '/var/lib/portables/minimal_1', do not edit.\n\n[Service]\nRootDirectory=/var/lib/portables/minimal_1\nEnvironment=PORTABLE=minimal_1\nBindReadOnlyPaths=/etc/os-release:/run/host/os-release\nLogExtraFields=PORTABLE=minimal_1\n"
+    );
+    let snap = snapshot(
+        s.path(),
+        &["/etc/systemd/system.attached", "/etc/portables"],
+    );
+    assert_eq!(
+        snap,
+        [
+            format!("{a} dir 755"),
+            format!("{a}/minimal-test.service file 644 \"[Unit]\\nDescription=portctl sample service (minimal_1)\\n\\n[Service]\\nExecStart=/usr/bin/minimald\\n\""),
+            format!("{a}/minimal-test.service.d dir 755"),
+            format!("{a}/minimal-test.service.d/10-profile.conf link -> /usr/lib/systemd/portable/profile/default/service.conf"),
+            format!("{a}/minimal-test.service.d/20-portable.conf file 644 {dropin:?}"),
+            "/etc/portables dir 755".to_string(),
+            "/etc/portables/minimal_1 link -> /var/lib/portables/minimal_1".to_string(),
+        ]
+    );
+    assert_eq!(
+        host.image_state(&Offline, "minimal_1").unwrap().as_str(),
+        "attached"
+    );
+    assert_eq!(
+        host.image_state(&Offline, "minimal_2").unwrap().as_str(),
+        "attached",
+        "v252 ignores versions"
+    );
+    assert_eq!(
+        host.image_state(&Offline, "other").unwrap().as_str(),
+        "detached"
+    );
+
+    // Detach by name: everything goes, in the reference's order.
+    let changes = host.detach(&Offline, "minimal_1", false, false).unwrap();
+    assert_eq!(
+        list(&changes),
+        [
+            format!("unlink {a}/minimal-test.service"),
+            format!("unlink {a}/minimal-test.service.d/10-profile.conf"),
+            format!("unlink {a}/minimal-test.service.d/20-portable.conf"),
+            format!("unlink {a}/minimal-test.service.d"),
+            "unlink /etc/portables/minimal_1".to_string(),
+            format!("unlink {a}"),
+        ]
+    );
+    let mut after = snapshot(s.path(), &STATE_DIRS);
+    after.retain(|l| !l.starts_with("/etc/portables "));
+    assert_eq!(after, before, "no trace left");
+    assert_eq!(
+        host.image_state(&Offline, "minimal_1").unwrap().as_str(),
+        "detached"
+    );
+}
+
+#[test]
+fn raw_runtime_copy_and_symlink_modes() {
+    let (s, host) = setup();
+    mkimage(&s.join("/srv/minimal_2.raw"), &["--format", "squashfs"]);
+    let changes = host
+        .attach(
+            &Offline,
+            "/srv/minimal_2.raw",
+            &opts("strict", true, CopyMode::Copy),
+        )
+        .unwrap();
+    let a = "/run/systemd/system.attached";
+    assert_eq!(
+        list(&changes),
+        [
+            format!("mkdir {a}"),
+            format!("mkdir {a}/minimal-test.service.d"),
+            format!("write {a}/minimal-test.service.d/20-portable.conf"),
+            format!("copy {a}/minimal-test.service.d/10-profile.conf /usr/lib/systemd/portable/profile/strict/service.conf"),
+            format!("copy {a}/minimal-test.service"),
+            "symlink /run/portables/minimal_2.raw /srv/minimal_2.raw".to_string(),
+        ]
+    );
+    let dropin =
+        fs::read_to_string(s.join(format!("{a}/minimal-test.service.d/20-portable.conf"))).unwrap();
+    assert!(
+        dropin.contains("\nRootImage=/srv/minimal_2.raw\nEnvironment=PORTABLE=minimal_2.raw\n"),
+        "{dropin}"
+    );
+    let profile = fs::read(s.join(format!("{a}/minimal-test.service.d/10-profile.conf"))).unwrap();
+    assert_eq!(
+        profile,
+        fs::read(s.join("/usr/lib/systemd/portable/profile/strict/service.conf")).unwrap()
+    );
+    assert_eq!(
+        host.image_state(&Offline, "minimal_2").unwrap().as_str(),
+        "attached-runtime"
+    );
+    host.detach(&Offline, "/srv/minimal_2.raw", true, false)
+        .unwrap();
+    assert!(!s.join(a).exists() && !s.join("/run/portables/minimal_2.raw").exists());
+
+    // Symlink mode links the unit into the directory image.
+    let changes = host
+        .attach(
+            &Offline,
+            "minimal_1",
+            &opts("default", false, CopyMode::Symlink),
+        )
+        .unwrap();
+    assert!(list(&changes).contains(&"symlink /etc/systemd/system.attached/minimal-test.service /var/lib/portables/minimal_1/usr/lib/systemd/system/minimal-test.service".to_string()));
+    host.detach(&Offline, "minimal_1", false, false).unwrap();
+}
+
+struct Active(&'static str);
+
+impl ServiceManager for Active {
+    fn is_active(&self, unit: &str) -> Result<bool, String> {
+        Ok(unit == self.0)
+    }
+}
+
+#[test]
+fn checks_before_writing() {
+    let (s, host) = setup();
+    let o = opts("default", false, CopyMode::Auto);
+    let nothing = || snapshot(s.path(), &["/etc/systemd", "/etc/portables"]);
+    let before = nothing();
+    // A unit of that name exists on the host.
+    fs::create_dir_all(s.join("/etc/systemd/system")).unwrap();
+    fs::write(s.join("/etc/systemd/system/minimal-test.service"), "x").unwrap();
+    let e = host.attach(&Offline, "minimal_1", &o).unwrap_err();
+    assert!(matches!(e, Error::UnitExists(_)));
+    assert_eq!(
+        e.to_string(),
+        "Unit file 'minimal-test.service' exists on the host already, refusing."
+    );
+    fs::remove_file(s.join("/etc/systemd/system/minimal-test.service")).unwrap();
+    fs::remove_dir(s.join("/etc/systemd/system")).unwrap();
+    fs::remove_dir(s.join("/etc/systemd")).unwrap();
+    let e = host
+        .attach(&Active("minimal-test.service"), "minimal_1", &o)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Unit file 'minimal-test.service' is active already, refusing."
+    );
+    let e = host
+        .attach(&Offline, "minimal_1", &opts("nope", false, CopyMode::Auto))
+        .unwrap_err();
+    assert!(matches!(e, Error::NoSuchProfile(_)), "{e}");
+    assert_eq!(
+        CopyMode::parse("bogus").unwrap_err().to_string(),
+        "Unknown copy mode 'bogus'"
+    );
+    let mut wrong = o.clone();
+    wrong.matches = vec!["other".into()];
+    assert_eq!(
+        host.attach(&Offline, "minimal_1", &wrong)
+            .unwrap_err()
+            .to_string(),
+        "Couldn't find any matching unit files in image '/var/lib/portables/minimal_1', refusing."
+    );
+    assert!(matches!(
+        host.attach(&Offline, "/var/lib/../lib/portables/minimal_1", &o),
+        Err(Error::BadImageRef(_))
+    ));
+    assert!(matches!(
+        host.attach(&Offline, "nosuch", &o),
+        Err(Error::NoSuchImage(_))
+    ));
+    assert_eq!(nothing(), before, "nothing written");
+
+    // Attached and active: detach refuses, and nothing changes.
+    host.attach(&Offline, "minimal_1", &o).unwrap();
+    let attached = nothing();
+    let e = host
+        .detach(&Active("minimal-test.service"), "minimal_1", false, false)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Unit file 'minimal-test.service' is active, can't detach."
+    );
+    assert_eq!(nothing(), attached);
+    assert_eq!(
+        host.image_state(&Active("minimal-test.service"), "minimal_1")
+            .unwrap()
+            .as_str(),
+        "running"
+    );
+    let e = host.detach(&Offline, "other", false, false).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "No unit files associated with 'other' found attached to the system. Image not attached?"
+    );
+}
+
+#[test]
+fn read_only_image_missing_mount_points() {
+    let (s, host) = setup();
+    let img = s.join("/var/lib/portables/minimal_ro");
+    mkimage(&img, &["--no-mount-points"]);
+    set_immutable(&img, true);
+    let e = host
+        .attach(
+            &Offline,
+            "minimal_ro",
+            &opts("default", false, CopyMode::Auto),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Image '/var/lib/portables/minimal_ro' is read-only and lacks what profile 'default' mounts over: /dev/, /proc/, /run/, /sys/, /tmp/, /var/tmp/. Add them when building the image, or attach with --force."
+    );
+    assert!(!s.join("/etc/systemd/system.attached").exists());
+    let mut forced = opts("default", false, CopyMode::Auto);
+    forced.force = true;
+    host.attach(&Offline, "minimal_ro", &forced).unwrap();
+    set_immutable(&img, false);
+    host.detach(&Offline, "minimal_ro", false, false).unwrap();
+
+    // A writable image gets them created, reported first.
+    let rw = s.join("/var/lib/portables/minimal_rw");
+    mkimage(&rw, &["--no-mount-points"]);
+    let changes = host
+        .attach(
+            &Offline,
+            "minimal_rw",
+            &opts("default", false, CopyMode::Auto),
+        )
+        .unwrap();
+    assert_eq!(list(&changes)[0], "mkdir /var/lib/portables/minimal_rw/dev");
+    assert!(rw.join("var/tmp").is_dir() && rw.join("proc").is_dir());
+}
+
+#[test]
+fn user_drop_ins_give_enotempty_after_removing_the_rest() {
+    let (s, host) = setup();
+    host.attach(
+        &Offline,
+        "minimal_1",
+        &opts("default", false, CopyMode::Auto),
+    )
+    .unwrap();
+    let d = s.join("/etc/systemd/system.attached/minimal-test.service.d");
+    fs::write(d.join("50-mine.conf"), "[Service]\n").unwrap();
+    let e = host
+        .detach(&Offline, "minimal_1", false, false)
+        .unwrap_err();
+    assert!(matches!(e, Error::NotEmpty(_)), "{e}");
+    assert!(e.to_string().contains("minimal-test.service.d"), "{e}");
+    let left = snapshot(
+        s.path(),
+        &["/etc/systemd/system.attached", "/etc/portables"],
+    );
+    assert_eq!(
+        left,
+        [
+            "/etc/systemd/system.attached dir 755",
+            "/etc/systemd/system.attached/minimal-test.service.d dir 755",
+            "/etc/systemd/system.attached/minimal-test.service.d/50-mine.conf file 644 \"[Service]\\n\"",
+            "/etc/portables dir 755",
+        ]
+    );
+}
+
+#[test]
+fn reattach_swaps_versions_and_reports_both_lists() {
+    let (s, host) = setup();
+    // v2 has no extra unit; v1 has minimal-old.service too.
+    fs::write(
+        s.join("/var/lib/portables/minimal_1/usr/lib/systemd/system/minimal-old.service"),
+        "[Service]\nExecStart=/usr/bin/minimald\n",
+    )
+    .unwrap();
+    mkimage(&s.join("/var/lib/portables/minimal_2"), &[]);
+    host.attach(
+        &Offline,
+        "minimal_1",
+        &opts("default", false, CopyMode::Auto),
+    )
+    .unwrap();
+    let (removed, updated) = host
+        .reattach(
+            &Offline,
+            "minimal_2",
+            &opts("default", false, CopyMode::Auto),
+        )
+        .unwrap();
+    let a = "/etc/systemd/system.attached";
+    assert_eq!(
+        list(&removed),
+        [
+            format!("unlink {a}/minimal-old.service"),
+            format!("unlink {a}/minimal-old.service.d"),
+            "unlink /etc/portables/minimal_1".to_string(),
+        ]
+    );
+    assert_eq!(
+        list(&updated),
+        [
+            format!("mkdir {a}"),
+            format!("mkdir {a}/minimal-test.service.d"),
+            format!("write {a}/minimal-test.service.d/20-portable.conf"),
+            format!("symlink {a}/minimal-test.service.d/10-profile.conf /usr/lib/systemd/portable/profile/default/service.conf"),
+            format!("copy {a}/minimal-test.service /var/lib/portables/minimal_2/usr/lib/systemd/system/minimal-test.service"),
+            "symlink /etc/portables/minimal_2 /var/lib/portables/minimal_2".to_string(),
+        ]
+    );
+    let snap = snapshot(s.path(), &[a, "/etc/portables"]);
+    assert!(!snap.iter().any(|l| l.contains("minimal-old")), "{snap:#?}");
+    assert!(
+        snap.iter()
+            .any(|l| l.contains("RootDirectory=/var/lib/portables/minimal_2")),
+        "{snap:#?}"
+    );
+    assert!(
+        snap.contains(&"/etc/portables/minimal_2 link -> /var/lib/portables/minimal_2".to_string()),
+        "{snap:#?}"
+    );
+    assert!(
+        !snap
+            .iter()
+            .any(|l| l.starts_with("/etc/portables/minimal_1")),
+        "{snap:#?}"
+    );
+    // By short name, again (v252 loses the attachment here: quirk 1.11.2).
+    host.reattach(
+        &Offline,
+        "minimal_2",
+        &opts("default", false, CopyMode::Auto),
+    )
+    .unwrap();
+    assert_eq!(
+        host.image_state(&Offline, "minimal_2").unwrap().as_str(),
+        "attached"
+    );
+    // Nothing attached: NoSuchUnit, nothing changes.
+    host.detach(&Offline, "minimal_2", false, false).unwrap();
+    let e = host
+        .reattach(
+            &Offline,
+            "minimal_2",
+            &opts("default", false, CopyMode::Auto),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::NoSuchUnit(_)));
+    assert!(!s.join(a).exists());
+}
+
+#[test]
+fn failed_reattach_restores_the_old_attachment() {
+    let (s, host) = setup();
+    mkimage(&s.join("/var/lib/portables/minimal_2"), &[]);
+    host.attach(
+        &Offline,
+        "minimal_1",
+        &opts("default", false, CopyMode::Auto),
+    )
+    .unwrap();
+    let before = snapshot(s.path(), &STATE_DIRS);
+    // The new image lacks os-release: the reattach fails before touching anything.
+    fs::remove_file(s.join("/var/lib/portables/minimal_2/usr/lib/os-release")).unwrap();
+    fs::remove_file(s.join("/var/lib/portables/minimal_2/etc/os-release")).unwrap();
+    let e = host
+        .reattach(
+            &Offline,
+            "minimal_2",
+            &opts("default", false, CopyMode::Auto),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Image 'minimal_2' lacks os-release data, refusing."
+    );
+    let mut after = snapshot(s.path(), &STATE_DIRS);
+    after.retain(|l| !l.contains("minimal_2"));
+    let mut before_wo = before.clone();
+    before_wo.retain(|l| !l.contains("minimal_2"));
+    assert_eq!(after, before_wo);
+    // A failure while committing (a directory in the way of a new file) restores byte for byte.
+    fs::write(
+        s.join("/var/lib/portables/minimal_2/usr/lib/os-release"),
+        "ID=x\n",
+    )
+    .unwrap();
+    let bad = s.join("/etc/systemd/system.attached/minimal-new.service");
+    fs::write(
+        s.join("/var/lib/portables/minimal_2/usr/lib/systemd/system/minimal-new.service"),
+        "[Service]\nExecStart=/usr/bin/minimald\n",
+    )
+    .unwrap();
+    fs::create_dir_all(bad.join("blocker")).unwrap();
+    let before = snapshot(
+        s.path(),
+        &["/etc/systemd/system.attached", "/etc/portables"],
+    );
+    let e = host
+        .reattach(
+            &Offline,
+            "minimal_2",
+            &opts("default", false, CopyMode::Auto),
+        )
+        .unwrap_err();
+    eprintln!("reattach failed as expected: {e}");
+    assert_eq!(
+        snapshot(
+            s.path(),
+            &["/etc/systemd/system.attached", "/etc/portables"]
+        ),
+        before
+    );
+}
