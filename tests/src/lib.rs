@@ -196,3 +196,89 @@ pub fn snapshot(root: &Path, dirs: &[&str]) -> Vec<String> {
     }
     out
 }
+
+/// A systemd 252 booted as PID 1 in systemd-nspawn (`tests/harness/sdbox`), torn down on drop,
+/// panics included.
+pub struct SystemdBox {
+    name: String,
+    leader: u32,
+}
+
+impl SystemdBox {
+    fn harness() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/sdbox")
+    }
+
+    /// Boots a box; its name must be unique among concurrently running tests.
+    pub fn up(name: &str) -> Self {
+        let out = Command::new(Self::harness())
+            .args(["up", name])
+            .output()
+            .expect("run sdbox");
+        assert!(
+            out.status.success(),
+            "sdbox up {name} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let leader = fs::read_to_string(format!("/var/tmp/portctl-sdbox/{name}/leader.pid"))
+            .expect("leader pid")
+            .trim()
+            .parse()
+            .expect("leader pid");
+        Self {
+            name: name.to_string(),
+            leader,
+        }
+    }
+
+    /// The box's root as its processes see it, mounts included (its /run is a tmpfs).
+    pub fn root(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.leader))
+    }
+
+    /// Runs a command inside the box.
+    pub fn exec(&self, cmd: &[&str]) -> std::process::Output {
+        Command::new(Self::harness())
+            .args(["exec", &self.name, "--"])
+            .args(cmd)
+            .output()
+            .expect("run sdbox exec")
+    }
+}
+
+impl Drop for SystemdBox {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::harness())
+            .args(["down", &self.name])
+            .status();
+    }
+}
+
+/// Turns portablectl's change messages (stderr) back into `(type, path, source)` lines.
+pub fn parse_portablectl_changes(stderr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in stderr.lines() {
+        let Some(l) = line.strip_suffix('.') else {
+            continue;
+        };
+        let entry = if let Some(p) = l.strip_prefix("Created directory ") {
+            format!("mkdir {p}")
+        } else if let Some(p) = l.strip_prefix("Written ") {
+            format!("write {p}")
+        } else if let Some(rest) = l.strip_prefix("Created symlink ") {
+            let (p, s) = rest.split_once(" → ").unwrap_or((rest, ""));
+            format!("symlink {p} {s}")
+        } else if let Some(rest) = l.strip_prefix("Copied ") {
+            match rest.split_once(" → ") {
+                Some((s, p)) => format!("copy {p} {s}"),
+                None => format!("copy {rest}"),
+            }
+        } else if let Some(p) = l.strip_prefix("Removed ") {
+            format!("unlink {p}")
+        } else {
+            continue;
+        };
+        out.push(entry.trim_end().to_string());
+    }
+    out
+}
