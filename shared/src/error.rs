@@ -57,6 +57,15 @@ pub enum Error {
         profile: String,
         paths: Vec<String>,
     },
+    /// `System.Error.EBUSY`
+    #[error("{0}")]
+    Busy(String),
+    /// `System.Error.EROFS`
+    #[error("{0}")]
+    ReadOnly(String),
+    /// `org.freedesktop.DBus.Error.NotSupported`
+    #[error("{0}")]
+    NotSupported(String),
     /// The service manager could not answer.
     #[error("{0}")]
     ServiceManager(String),

@@ -245,10 +245,15 @@ impl Host {
 
     /// Looks an image up by name in the search path.
     pub fn find_image_by_name(&self, name: &str) -> Result<Image> {
+        self.find_image_by_name_in(name, &IMAGE_SEARCH_PATH)
+    }
+
+    /// Looks an image up by name in `dirs` (a part of the search path, in its order).
+    pub fn find_image_by_name_in(&self, name: &str, dirs: &[&str]) -> Result<Image> {
         if !names::image_name_is_valid(name.as_bytes()) {
             return Err(names::ImageRefError::Invalid(name.to_string()).into());
         }
-        for dir in IMAGE_SEARCH_PATH {
+        for &dir in dirs {
             // `<name>`: a directory or a block device.
             let path = Path::new(dir).join(name);
             match self.fs().stat(&path) {

@@ -134,6 +134,37 @@ fn active(pid1: &dyn ServiceManager, unit: &str) -> Result<bool> {
     pid1.is_active(unit).map_err(Error::ServiceManager)
 }
 
+/// The `t flags` argument of the `*WithExtensions` methods (section 1.4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `SD_SYSTEMD_PORTABLE_RUNTIME`
+    pub runtime: bool,
+    /// `SD_SYSTEMD_PORTABLE_FORCE_ATTACH`
+    pub force_attach: bool,
+    /// `SD_SYSTEMD_PORTABLE_FORCE_EXTENSION` (v252: `FORCE_SYSEXT`)
+    pub force_extension: bool,
+}
+
+impl Flags {
+    pub const RUNTIME: u64 = 1 << 0;
+    pub const FORCE_ATTACH: u64 = 1 << 1;
+    pub const FORCE_EXTENSION: u64 = 1 << 2;
+
+    /// Parses the wire value; any bit outside 0x7 is refused as v252 does.
+    pub fn from_bits(bits: u64) -> Result<Self> {
+        if bits & !(Self::RUNTIME | Self::FORCE_ATTACH | Self::FORCE_EXTENSION) != 0 {
+            return Err(Error::InvalidArgs(format!(
+                "Invalid 'flags' parameter '{bits}'"
+            )));
+        }
+        Ok(Self {
+            runtime: bits & Self::RUNTIME != 0,
+            force_attach: bits & Self::FORCE_ATTACH != 0,
+            force_extension: bits & Self::FORCE_EXTENSION != 0,
+        })
+    }
+}
+
 /// Attach options (the arguments of `AttachImage`).
 #[derive(Debug, Clone)]
 pub struct AttachOptions {
@@ -158,14 +189,16 @@ struct PlannedUnit {
 
 struct Plan {
     image: Image,
+    /// `--copy=mixed`: the image is copied to `link` instead of linked there.
+    copy_image: bool,
     dir: PathBuf,
     units: Vec<PlannedUnit>,
     link: PathBuf,
     repairs: Vec<compliance::Created>,
 }
 
-fn dropin_text(image: &Image, unit: &str, host: &Host) -> Vec<u8> {
-    let path = image.path.display().to_string();
+fn dropin_text(image: &Image, root: &Path, unit: &str, host: &Host) -> Vec<u8> {
+    let path = root.display().to_string();
     let mut text = marker::marker_line(&path, &[]);
     text.push('\n');
     if unit.ends_with(".service") {
@@ -203,7 +236,19 @@ impl Host {
         o: &AttachOptions,
         reattach: bool,
     ) -> Result<Plan> {
-        let image = self.find_image(arg)?;
+        let mut image = self.find_image(arg)?;
+        if o.copy == CopyMode::Mixed
+            && image.path == image_link(&image.path.display().to_string(), o.runtime)
+        {
+            // By name, our own copy from an earlier --copy=mixed attach is found first: copy
+            // from the image it was made of, further down the search path.
+            let rest: Vec<&str> = crate::host::IMAGE_SEARCH_PATH
+                .iter()
+                .copied()
+                .filter(|d| !image.path.starts_with(d))
+                .collect();
+            image = self.find_image_by_name_in(&image.name, &rest)?;
+        }
         let opened = self.open_image_with(&image, false)?;
         let release = read_os_release(&opened.root)
             .map_err(|source| Error::OsRelease {
@@ -329,12 +374,20 @@ impl Host {
         }
 
         let dir = attached_dir(o.runtime).to_path_buf();
+        let link = image_link(&image.path.display().to_string(), o.runtime);
+        let copy_image = o.copy == CopyMode::Mixed;
+        let root = if copy_image {
+            link.clone()
+        } else {
+            image.path.clone()
+        };
         let planned = units
             .iter()
-            .map(|u| self.plan_unit(&image, u, profile.as_ref(), o.copy))
+            .map(|u| self.plan_unit(&image, &root, u, profile.as_ref(), o.copy))
             .collect::<Result<Vec<_>>>()?;
         Ok(Plan {
-            link: image_link(&image.path.display().to_string(), o.runtime),
+            link,
+            copy_image,
             image,
             dir,
             units: planned,
@@ -345,6 +398,7 @@ impl Host {
     fn plan_unit(
         &self,
         image: &Image,
+        root: &Path,
         u: &UnitFile,
         profile: Option<&Profile>,
         copy: CopyMode,
@@ -381,7 +435,7 @@ impl Host {
         };
         Ok(PlannedUnit {
             name: u.name.clone(),
-            dropin: dropin_text(image, &u.name, self),
+            dropin: dropin_text(image, root, &u.name, self),
             profile,
             unit,
             unit_source: host_source
@@ -418,19 +472,24 @@ impl Host {
             if let Some((content, src)) = &u.profile {
                 let kind = match content {
                     Content::Symlink(_) => ChangeType::Symlink,
-                    Content::File { .. } => ChangeType::Copy,
+                    Content::File { .. } | Content::CopyOf(_) => ChangeType::Copy,
                 };
                 out.push(Change::new(kind, &ddir.join("10-profile.conf"), src));
             }
             let kind = match u.unit {
                 Content::Symlink(_) => ChangeType::Symlink,
-                Content::File { .. } => ChangeType::Copy,
+                Content::File { .. } | Content::CopyOf(_) => ChangeType::Copy,
             };
             out.push(Change::new(kind, &unit_path, &u.unit_source));
         }
         if link_created {
+            let kind = if plan.copy_image {
+                ChangeType::Copy
+            } else {
+                ChangeType::Symlink
+            };
             out.push(Change::new(
-                ChangeType::Symlink,
+                kind,
                 &plan.link,
                 &plan.image.path.display().to_string(),
             ));
@@ -469,7 +528,12 @@ impl Host {
 
     /// Adds the image link to the transaction unless something is there already (the
     /// reference leaves an existing one alone). Returns whether it will be created.
+    /// With `--copy=mixed` the image is copied there, replacing what was there.
     fn stage_image_link(&self, plan: &Plan, txn: &mut Txn<'_>) -> bool {
+        if plan.copy_image {
+            txn.place_tree(plan.link.clone(), Content::CopyOf(plan.image.path.clone()));
+            return true;
+        }
         if matches!(self.fs().lstat(&plan.link), Ok(Some(_))) {
             return false;
         }
@@ -606,14 +670,27 @@ impl Host {
         out
     }
 
-    fn image_links_of(found: &[Attached], runtime: bool) -> BTreeSet<PathBuf> {
-        found
+    /// The image links detach removes: `/etc|run/portables/<basename>` of every image in
+    /// the markers, when it is a symlink, or when it is the image itself (a `--copy=mixed`
+    /// copy, which the marker names).
+    fn removable_image_links(&self, found: &[Attached], runtime: bool) -> Vec<PathBuf> {
+        let tokens: BTreeSet<PathBuf> = found
             .iter()
             .flat_map(|a| marker::tokens(&a.marker))
-            .map(|t| marker::unescape(&t))
-            .filter(|t| t.starts_with('/'))
-            .map(|t| image_link(&t, runtime))
-            .collect()
+            .map(|t| PathBuf::from(marker::unescape(&t)))
+            .filter(|t| t.is_absolute())
+            .collect();
+        let mut links: Vec<PathBuf> = tokens
+            .iter()
+            .map(|t| image_link(&t.display().to_string(), runtime))
+            .filter(|l| {
+                self.is_symlink(l)
+                    || (tokens.contains(l) && matches!(self.fs().lstat(l), Ok(Some(_))))
+            })
+            .collect();
+        links.sort();
+        links.dedup();
+        links
     }
 
     fn is_symlink(&self, p: &Path) -> bool {
@@ -647,11 +724,9 @@ impl Host {
         }
         let mut txn = Txn::new(self, "detach", runtime, false);
         let mut planned = Self::plan_detach(dir, &found, &mut txn);
-        for link in Self::image_links_of(&found, runtime) {
-            if self.is_symlink(&link) {
-                let n = txn.remove(link.clone());
-                planned.push((Change::new(ChangeType::Unlink, &link, ""), n));
-            }
+        for link in self.removable_image_links(&found, runtime) {
+            let n = txn.remove(link.clone());
+            planned.push((Change::new(ChangeType::Unlink, &link, ""), n));
         }
         let n = txn.rmdir(dir.to_path_buf());
         planned.push((Change::new(ChangeType::Unlink, dir, ""), n));
@@ -731,10 +806,7 @@ impl Host {
             }
         }
         Self::stage_plan(&plan, &mut txn);
-        let old_links: Vec<PathBuf> = Self::image_links_of(&found, o.runtime)
-            .into_iter()
-            .filter(|l| self.is_symlink(l))
-            .collect();
+        let old_links = self.removable_image_links(&found, o.runtime);
         for l in &old_links {
             removed.push(Change::new(ChangeType::Unlink, l, ""));
             if *l != plan.link {

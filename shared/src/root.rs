@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
@@ -337,6 +337,9 @@ pub enum Content {
     File { data: Vec<u8>, mode: u32 },
     /// A symbolic link to this target.
     Symlink(PathBuf),
+    /// A copy of another file or directory tree of the same file system view (the image copy
+    /// of `--copy=mixed`): modes, owners, symlinks and timestamps are kept.
+    CopyOf(PathBuf),
 }
 
 impl ImageRoot {
@@ -394,8 +397,42 @@ impl ImageRoot {
                 }
             }
             Content::Symlink(target) => rustix::fs::symlinkat(target.as_path(), &dir, temp)?,
+            Content::CopyOf(source) => {
+                let (sdir, sname) = self.parent_dir(source)?;
+                let copied = copy_node(&sdir, &sname, &dir, std::ffi::OsStr::new(temp));
+                if let Err(e) = copied {
+                    let _ = self.remove_any(&parent_or_root(path).join(temp));
+                    return Err(e);
+                }
+                rustix::fs::fsync(&dir)?;
+            }
         }
         Ok(())
+    }
+
+    /// Removes a file, symlink or directory tree (see [`ImageRoot::remove_tree`]); `Ok(false)`
+    /// when nothing is there.
+    pub fn remove_any(&self, path: &Path) -> io::Result<bool> {
+        match self.lstat(path)? {
+            None => Ok(false),
+            Some(_) => self.remove_tree(path).map(|()| true),
+        }
+    }
+
+    /// Puts `path` aside as `name` in directory `into` (same file system): a hard link for
+    /// files and symlinks (the original stays in place), a rename for directories (which
+    /// cannot be linked). `Ok(false)` when `path` does not exist.
+    pub fn keep_aside(&self, path: &Path, into: &Path, name: &str) -> io::Result<bool> {
+        match self.lstat(path)? {
+            None => Ok(false),
+            Some(st) if NodeKind::of(&st) == NodeKind::Directory => {
+                let (dir, base) = self.parent_dir(path)?;
+                let to = self.resolve(into, OFlags::RDONLY | OFlags::DIRECTORY)?;
+                rustix::fs::renameat(&dir, &base, &to, name)?;
+                Ok(true)
+            }
+            Some(_) => self.link_aside(path, into, name),
+        }
     }
 
     /// Renames the staged `temp` (next to `path`) over `path`, atomically.
@@ -484,12 +521,173 @@ impl ImageRoot {
         }
     }
 
+    /// Removes `path` and, for a directory, everything below it, without following symlinks
+    /// and without crossing into another file system (a mount point below is an `EBUSY`
+    /// error, and nothing of it is touched). A symlink at `path` itself is removed, not its
+    /// target.
+    pub fn remove_tree(&self, path: &Path) -> io::Result<()> {
+        let (dir, name) = self.parent_dir(path)?;
+        let st = rustix::fs::statat(&dir, &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+        if NodeKind::of(&st) != NodeKind::Directory {
+            rustix::fs::unlinkat(&dir, &name, rustix::fs::AtFlags::empty())?;
+            return Ok(());
+        }
+        let sub = rustix::fs::openat(
+            &dir,
+            &name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        remove_contents(&sub, st.st_dev)?;
+        rustix::fs::unlinkat(&dir, &name, rustix::fs::AtFlags::REMOVEDIR)?;
+        Ok(())
+    }
+
     /// Flushes a directory's entries to disk.
     pub fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let fd = self.resolve(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
         rustix::fs::fsync(&fd)?;
         Ok(())
     }
+}
+
+fn parent_or_root(p: &Path) -> &Path {
+    p.parent().unwrap_or(Path::new("/"))
+}
+
+/// Copies the node `sname` of directory `sdir` to `dname` in `ddir`, recursively, without
+/// following symlinks; regular files, directories, symlinks, FIFOs and device nodes, with
+/// their modes, owners and modification times.
+fn copy_node(
+    sdir: &OwnedFd,
+    sname: &std::ffi::OsStr,
+    ddir: &OwnedFd,
+    dname: &std::ffi::OsStr,
+) -> io::Result<()> {
+    use rustix::fs::{AtFlags, Timestamps};
+    let st = rustix::fs::statat(sdir, sname, AtFlags::SYMLINK_NOFOLLOW)?;
+    let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+    match NodeKind::of(&st) {
+        NodeKind::Directory => {
+            rustix::fs::mkdirat(ddir, dname, Mode::from_raw_mode(0o700))?;
+            let src = rustix::fs::openat(
+                sdir,
+                sname,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let dst = rustix::fs::openat(
+                ddir,
+                dname,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            for entry in rustix::fs::Dir::read_from(&src)? {
+                let entry = entry?;
+                let n = entry.file_name().to_bytes();
+                if n == b"." || n == b".." {
+                    continue;
+                }
+                let n = std::ffi::OsStr::from_bytes(n).to_os_string();
+                copy_node(&src, &n, &dst, &n)?;
+            }
+            rustix::fs::fchown(
+                &dst,
+                Some(rustix::fs::Uid::from_raw(st.st_uid)),
+                Some(rustix::fs::Gid::from_raw(st.st_gid)),
+            )?;
+            rustix::fs::fchmod(&dst, mode)?;
+        }
+        NodeKind::File => {
+            let src = rustix::fs::openat(
+                sdir,
+                sname,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let dst = rustix::fs::openat(
+                ddir,
+                dname,
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            let (mut from, mut to) = (std::fs::File::from(src), std::fs::File::from(dst));
+            io::copy(&mut from, &mut to)?;
+            rustix::fs::fchown(
+                &to,
+                Some(rustix::fs::Uid::from_raw(st.st_uid)),
+                Some(rustix::fs::Gid::from_raw(st.st_gid)),
+            )?;
+            rustix::fs::fchmod(&to, mode)?;
+            to.sync_all()?;
+        }
+        NodeKind::Symlink => {
+            let target = rustix::fs::readlinkat(sdir, sname, Vec::new())?;
+            rustix::fs::symlinkat(target.as_c_str(), ddir, dname)?;
+        }
+        NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice | NodeKind::Socket => {
+            let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+            rustix::fs::mknodat(ddir, dname, kind, mode, st.st_rdev)?;
+        }
+        NodeKind::Unknown => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+    if NodeKind::of(&st) != NodeKind::Symlink {
+        let _ = rustix::fs::chownat(
+            ddir,
+            dname,
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        );
+        let times = Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: st.st_atime,
+                tv_nsec: st.st_atime_nsec as _,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
+        };
+        let _ = rustix::fs::utimensat(ddir, dname, &times, AtFlags::SYMLINK_NOFOLLOW);
+    }
+    Ok(())
+}
+
+fn remove_contents(dir: &OwnedFd, dev: u64) -> io::Result<()> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_owned();
+        if name.as_bytes() != b"." && name.as_bytes() != b".." {
+            names.push(name);
+        }
+    }
+    for name in names {
+        let st = rustix::fs::statat(dir, &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+        if NodeKind::of(&st) == NodeKind::Directory {
+            if st.st_dev != dev {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!(
+                        "{} is a mount point, not removing it",
+                        name.to_string_lossy()
+                    ),
+                ));
+            }
+            let sub = rustix::fs::openat(
+                dir,
+                &name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            remove_contents(&sub, dev)?;
+            rustix::fs::unlinkat(dir, &name, rustix::fs::AtFlags::REMOVEDIR)?;
+        } else {
+            rustix::fs::unlinkat(dir, &name, rustix::fs::AtFlags::empty())?;
+        }
+    }
+    Ok(())
 }
 
 /// Splits an image path into its parent and its last component, refusing `..` and empty names.

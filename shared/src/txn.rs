@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fault;
-use crate::root::Content;
+use crate::root::{Content, NodeKind};
 use crate::Host;
 
 pub const PERSISTENT_JOURNAL_DIR: &str = "/var/lib/portctl/journal";
@@ -32,6 +32,10 @@ pub enum Step {
         /// Set once `temp` is completely written (and recorded in the journal).
         #[serde(default)]
         staged: bool,
+        /// Whether a directory tree may be replaced here (the image copy of
+        /// `--copy=mixed`); anywhere else, a directory in the way is an error.
+        #[serde(default)]
+        tree: bool,
     },
     /// Remove `path`; `backup` holds it until the end.
     Remove {
@@ -142,9 +146,19 @@ impl<'h> Txn<'h> {
                 temp,
                 backup: None,
                 staged: false,
+                tree: false,
             },
             Some(content),
         )
+    }
+
+    /// Plans a new file or directory tree at `path` that may replace a tree.
+    pub fn place_tree(&mut self, path: PathBuf, content: Content) -> usize {
+        let n = self.place(path, content);
+        if let Step::Place { tree, .. } = &mut self.steps[n] {
+            *tree = true;
+        }
+        n
     }
 
     /// Plans the removal of `path`.
@@ -221,14 +235,30 @@ impl<'h> Txn<'h> {
             };
             // The backup's name goes into the journal before the link exists, so that a crash
             // in between leaves nothing unknown behind.
-            if self.backups && matches!(fs.lstat(&path), Ok(Some(_))) {
+            let existing = fs.lstat(&path).context("Failed to look at", &path)?;
+            let may_replace_tree = matches!(
+                self.steps[i],
+                Step::Place { tree: true, .. } | Step::Remove { .. }
+            );
+            if existing
+                .as_ref()
+                .is_some_and(|st| NodeKind::of(st) == NodeKind::Directory)
+                && !may_replace_tree
+            {
+                return Err(Error::Io {
+                    what: "Refusing to replace a directory",
+                    path: path.clone(),
+                    source: std::io::Error::from_raw_os_error(libc::EISDIR),
+                });
+            }
+            if self.backups && existing.is_some() {
                 let bak = temp_name(&self.id, i, "old");
                 if let Step::Place { backup, .. } | Step::Remove { backup, .. } = &mut self.steps[i]
                 {
                     *backup = Some(bak.clone());
                 }
                 self.write_journal(Phase::Staging)?;
-                fs.link_aside(&path, backup_dir(&path), &bak)
+                fs.keep_aside(&path, backup_dir(&path), &bak)
                     .context("Failed to back up", &path)?;
             }
             if let (Step::Place { path, temp, .. }, Some(content)) =
@@ -316,7 +346,7 @@ fn apply(host: &Host, steps: &[Step]) -> Result<Done> {
                     Err(e) => return Err(e).context("Failed to install", path),
                 }
             }
-            Step::Remove { path, .. } => fs.unlink(path).context("Failed to remove", path)?,
+            Step::Remove { path, .. } => fs.remove_any(path).context("Failed to remove", path)?,
             Step::Rmdir { path } => match fs.rmdir(path) {
                 Ok(removed) => removed,
                 Err(e) => {
@@ -351,7 +381,7 @@ fn cleanup(host: &Host, steps: &[Step]) {
             backup: Some(b),
         } = step
         {
-            let _ = host.fs().unlink_name(&backup_dir(path).join("x"), b);
+            let _ = host.fs().remove_any(&backup_dir(path).join(b));
         }
     }
 }
@@ -371,6 +401,10 @@ fn restore(host: &Host, path: &Path, b: &str) {
         if let Some(p) = path.parent() {
             let _ = fs.mkdir(p, 0o755);
         }
+        // A directory cannot be renamed over a new one: the new one goes first.
+        if NodeKind::of(&bst) == NodeKind::Directory {
+            let _ = fs.remove_any(path);
+        }
         let _ = fs.rename_from(dir, b, path);
     }
 }
@@ -386,13 +420,14 @@ fn rollback(host: &Host, steps: &[Step], created: &[PathBuf]) {
                 temp,
                 backup,
                 staged,
+                ..
             } => {
-                let temp_was_there = fs.unlink_name(path, temp).unwrap_or(false);
+                let temp_was_there = fs.remove_any(&parent(path).join(temp)).unwrap_or(false);
                 let committed = *staged && !temp_was_there;
                 match backup {
                     Some(b) => restore(host, path, b),
                     None if committed => {
-                        let _ = fs.unlink(path);
+                        let _ = fs.remove_any(path);
                     }
                     None => {}
                 }

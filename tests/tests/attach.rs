@@ -477,3 +477,152 @@ fn failed_reattach_restores_the_old_attachment() {
         before
     );
 }
+
+#[test]
+fn flags_are_checked() {
+    use portctl_engine::portable::Flags;
+    assert_eq!(
+        Flags::from_bits(6).unwrap(),
+        Flags {
+            runtime: false,
+            force_attach: true,
+            force_extension: true
+        }
+    );
+    assert!(Flags::from_bits(1).unwrap().runtime);
+    assert_eq!(
+        Flags::from_bits(8).unwrap_err().to_string(),
+        "Invalid 'flags' parameter '8'"
+    );
+    assert!(Flags::from_bits(u64::MAX).is_err());
+}
+
+#[test]
+fn mixed_copies_the_image_and_detach_removes_the_copy() {
+    let (s, host) = setup();
+    mkimage(&s.join("/srv/minimal_5.raw"), &["--format", "squashfs"]);
+    let o = opts("default", false, CopyMode::Mixed);
+    let changes = host.attach(&Offline, "/srv/minimal_5.raw", &o).unwrap();
+    let l = list(&changes);
+    assert_eq!(
+        l.last().unwrap(),
+        "copy /etc/portables/minimal_5.raw /srv/minimal_5.raw"
+    );
+    assert!(l.contains(&"symlink /etc/systemd/system.attached/minimal-test.service.d/10-profile.conf /usr/lib/systemd/portable/profile/default/service.conf".to_string()));
+    assert_eq!(
+        fs::read(s.join("/etc/portables/minimal_5.raw")).unwrap(),
+        fs::read(s.join("/srv/minimal_5.raw")).unwrap()
+    );
+    let dropin = fs::read_to_string(
+        s.join("/etc/systemd/system.attached/minimal-test.service.d/20-portable.conf"),
+    )
+    .unwrap();
+    assert!(
+        dropin.contains("\nRootImage=/etc/portables/minimal_5.raw\n"),
+        "{dropin}"
+    );
+    // The original can go: the service keeps its copy.
+    fs::remove_file(s.join("/srv/minimal_5.raw")).unwrap();
+    assert_eq!(
+        host.image_state(&Offline, "minimal_5").unwrap().as_str(),
+        "attached"
+    );
+    let changes = host.detach(&Offline, "minimal_5", false, false).unwrap();
+    assert!(list(&changes).contains(&"unlink /etc/portables/minimal_5.raw".to_string()));
+    assert!(!s.join("/etc/portables/minimal_5.raw").exists());
+
+    // A directory image: the tree is copied, modes, symlinks and all, and reattached in place.
+    host.attach(&Offline, "minimal_1", &o).unwrap();
+    let copy = snapshot(s.path(), &["/etc/portables/minimal_1"]);
+    let orig = snapshot(s.path(), &["/var/lib/portables/minimal_1"]);
+    let strip = |v: Vec<String>, p: &str| -> Vec<String> {
+        v.into_iter().map(|l| l.replacen(p, "", 1)).collect()
+    };
+    assert_eq!(
+        strip(copy, "/etc/portables/minimal_1"),
+        strip(orig, "/var/lib/portables/minimal_1")
+    );
+    fs::write(
+        s.join("/var/lib/portables/minimal_1/usr/bin/new-file"),
+        "v2",
+    )
+    .unwrap();
+    host.reattach(&Offline, "minimal_1", &o).unwrap();
+    assert_eq!(
+        fs::read_to_string(s.join("/etc/portables/minimal_1/usr/bin/new-file")).unwrap(),
+        "v2"
+    );
+    host.detach(&Offline, "minimal_1", false, false).unwrap();
+    assert!(!s.join("/etc/portables/minimal_1").exists());
+    assert!(
+        s.join("/var/lib/portables/minimal_1/usr/bin/minimald")
+            .exists(),
+        "the original stays"
+    );
+}
+
+#[test]
+fn enabled_state_and_drop_in_only_leftovers() {
+    let (s, host) = setup();
+    host.attach(
+        &Offline,
+        "minimal_1",
+        &opts("default", false, CopyMode::Auto),
+    )
+    .unwrap();
+    let wants = s.join("/etc/systemd/system/multi-user.target.wants");
+    fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/systemd/system.attached/minimal-test.service",
+        wants.join("minimal-test.service"),
+    )
+    .unwrap();
+    assert_eq!(
+        host.image_state(&Offline, "minimal_1").unwrap().as_str(),
+        "enabled"
+    );
+    fs::remove_file(wants.join("minimal-test.service")).unwrap();
+    // The unit file is gone (e.g. disabled after a symlink attach): the drop-ins still count.
+    fs::remove_file(s.join("/etc/systemd/system.attached/minimal-test.service")).unwrap();
+    assert_eq!(
+        host.image_state(&Offline, "minimal_1").unwrap().as_str(),
+        "attached"
+    );
+    let changes = host.detach(&Offline, "minimal_1", false, false).unwrap();
+    assert!(list(&changes)
+        .contains(&"unlink /etc/systemd/system.attached/minimal-test.service.d".to_string()));
+    assert!(!s.join("/etc/systemd/system.attached").exists());
+}
+
+#[test]
+fn unit_symlinks_out_of_the_image_are_read_inside_it() {
+    let (s, host) = setup();
+    let img = s.join("/var/lib/portables/minimal_1");
+    // The unit is a link to /etc/shadow: the image's, not the host's.
+    fs::write(
+        img.join("etc/shadow"),
+        "[Service]\nExecStart=/usr/bin/minimald\n",
+    )
+    .unwrap();
+    let unit = img.join("usr/lib/systemd/system/minimal-test.service");
+    fs::remove_file(&unit).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../etc/shadow", &unit).unwrap();
+    host.attach(
+        &Offline,
+        "minimal_1",
+        &opts("default", false, CopyMode::Auto),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(s.join("/etc/systemd/system.attached/minimal-test.service")).unwrap(),
+        "[Service]\nExecStart=/usr/bin/minimald\n"
+    );
+    host.detach(&Offline, "minimal_1", false, false).unwrap();
+    // Matches that are no unit-name prefix find nothing, and write nothing.
+    for bad in ["../x", "a/b", ""] {
+        let mut o = opts("default", false, CopyMode::Auto);
+        o.matches = vec![bad.into()];
+        assert!(host.attach(&Offline, "minimal_1", &o).is_err(), "{bad:?}");
+    }
+    assert!(!s.join("/etc/systemd/system.attached").exists());
+}

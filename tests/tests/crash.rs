@@ -7,7 +7,8 @@ use std::process::Command;
 
 use portctl_tests::{attach_host, mkimage, snapshot, Scratch};
 
-const DIRS: [&str; 6] = [
+const DIRS: [&str; 7] = [
+    "/var/lib/portables/minimal_2/usr/bin",
     "/run/systemd/system.attached",
     "/run/portables",
     "/run/portctl/journal",
@@ -16,14 +17,18 @@ const DIRS: [&str; 6] = [
     "/var/lib/portctl/journal",
 ];
 
-fn op(s: &Scratch, args: &[&str], fault_at: Option<usize>) -> std::process::ExitStatus {
+fn op(s: &Scratch, args: &[&str], fault_at: Option<usize>) -> (std::process::ExitStatus, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portctl-engine-op"));
     cmd.arg(s.path()).args(args);
     match fault_at {
         Some(n) => cmd.env("PORTCTL_FAULT_AT", n.to_string()),
         None => cmd.env_remove("PORTCTL_FAULT_AT"),
     };
-    cmd.stderr(std::process::Stdio::null()).status().unwrap()
+    let out = cmd.output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A host with minimal_1 and minimal_2 (which lacks v1's extra unit), in the state `prepare`
@@ -39,7 +44,8 @@ fn fresh(prepare: &[&[&str]]) -> Scratch {
     .unwrap();
     mkimage(&s.join("/var/lib/portables/minimal_2"), &[]);
     for args in prepare {
-        assert!(op(&s, args, None).success(), "{args:?}");
+        let (status, err) = op(&s, args, None);
+        assert!(status.success(), "{args:?}: {err}");
     }
     s
 }
@@ -47,18 +53,23 @@ fn fresh(prepare: &[&[&str]]) -> Scratch {
 fn crash_everywhere(prepare: &[&[&str]], args: &[&str]) {
     let s = fresh(prepare);
     let before = snapshot(s.path(), &DIRS);
-    assert!(op(&s, args, None).success());
+    let (status, err) = op(&s, args, None);
+    assert!(status.success(), "{err}");
     let after = snapshot(s.path(), &DIRS);
     assert_ne!(before, after);
     for (crashed, n) in (1..200).enumerate() {
         let s = fresh(prepare);
-        let status = op(&s, args, Some(n));
+        let (status, err) = op(&s, args, Some(n));
         if status.success() {
             assert_eq!(snapshot(s.path(), &DIRS), after, "{args:?} without a crash");
             assert!(crashed > 3, "{args:?}: only {crashed} injection points");
             return;
         }
-        assert_eq!(status.signal(), Some(SIGABRT), "{args:?} at {n}: {status}");
+        assert_eq!(
+            status.signal(),
+            Some(SIGABRT),
+            "{args:?} at {n}: {status}: {err}"
+        );
         let host = s.host();
         host.recover().unwrap();
         let now = snapshot(s.path(), &DIRS);
@@ -96,6 +107,19 @@ fn runtime_reattach_survives_a_crash_at_every_step() {
             "/var/lib/portables/minimal_2",
             "runtime",
             "copy",
+        ],
+    );
+}
+
+#[test]
+fn mixed_reattach_of_a_directory_copy_survives_a_crash_at_every_step() {
+    crash_everywhere(
+        &[&["attach", "minimal_1", "persistent", "mixed"]],
+        &[
+            "reattach",
+            "/var/lib/portables/minimal_2",
+            "persistent",
+            "mixed",
         ],
     );
 }

@@ -14,6 +14,13 @@ pub const FS_IMMUTABLE_FL: libc::c_long = 0x0000_0010;
 const BTRFS_SUBVOL_RDONLY: u64 = 1 << 1;
 // _IOR(BTRFS_IOCTL_MAGIC = 0x94, 25, __u64)
 const BTRFS_IOC_SUBVOL_GETFLAGS: libc::c_ulong = 0x8008_9419;
+// _IOW(BTRFS_IOCTL_MAGIC, 26, __u64)
+const BTRFS_IOC_SUBVOL_SETFLAGS: libc::c_ulong = 0x4008_941A;
+// _IOR(BTRFS_IOCTL_MAGIC, 43, struct btrfs_ioctl_qgroup_limit_args) (48 bytes)
+const BTRFS_IOC_QGROUP_LIMIT: libc::c_ulong = 0x8030_942B;
+const BTRFS_QGROUP_LIMIT_MAX_RFER: u64 = 1 << 0;
+// _IO(0x12, 93)
+const BLKROSET: libc::c_ulong = 0x125d;
 // _IO(0x12, 94)
 const BLKROGET: libc::c_ulong = 0x125e;
 // _IOR(0x12, 114, size_t)
@@ -67,3 +74,57 @@ pub fn btrfs_subvol_read_only(fd: impl AsFd) -> io::Result<bool> {
 
 pub mod loopdev;
 pub mod mount;
+
+/// Sets the inode flags (`FS_IOC_SETFLAGS`) of an open file or directory.
+pub fn set_inode_flags(fd: BorrowedFd<'_>, flags: libc::c_long) -> io::Result<()> {
+    // SAFETY: FS_IOC_SETFLAGS reads one `long` from the pointer, a live local.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) })
+}
+
+/// Marks a block device read-only or read-write (`BLKROSET`).
+pub fn block_set_read_only(fd: impl AsFd, ro: bool) -> io::Result<()> {
+    let v: libc::c_int = ro.into();
+    // SAFETY: BLKROSET reads one `int` from the pointer, a live local.
+    check(unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), BLKROSET as _, &v) })
+}
+
+/// Sets or clears the read-only flag of a btrfs subvolume.
+pub fn btrfs_subvol_set_read_only(fd: impl AsFd, ro: bool) -> io::Result<()> {
+    let mut flags: u64 = 0;
+    // SAFETY: BTRFS_IOC_SUBVOL_GETFLAGS writes one `u64` to the pointer, a live local.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_fd().as_raw_fd(),
+            BTRFS_IOC_SUBVOL_GETFLAGS as _,
+            &mut flags,
+        )
+    })?;
+    if ro {
+        flags |= BTRFS_SUBVOL_RDONLY;
+    } else {
+        flags &= !BTRFS_SUBVOL_RDONLY;
+    }
+    // SAFETY: BTRFS_IOC_SUBVOL_SETFLAGS reads one `u64` from the pointer, a live local.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_fd().as_raw_fd(),
+            BTRFS_IOC_SUBVOL_SETFLAGS as _,
+            &flags,
+        )
+    })
+}
+
+/// Sets the "referenced" limit of the qgroup of the btrfs subvolume `fd` is in.
+pub fn btrfs_set_qgroup_limit(fd: impl AsFd, bytes: u64) -> io::Result<()> {
+    // struct btrfs_ioctl_qgroup_limit_args { u64 qgroupid; struct btrfs_qgroup_limit { u64 flags,
+    // max_rfer, max_excl, rsv_rfer, rsv_excl } }; qgroupid 0 means the subvolume of `fd`.
+    let args: [u64; 6] = [0, BTRFS_QGROUP_LIMIT_MAX_RFER, bytes, 0, 0, 0];
+    // SAFETY: the ioctl reads 48 bytes from the pointer, which is a live [u64; 6].
+    check(unsafe {
+        libc::ioctl(
+            fd.as_fd().as_raw_fd(),
+            BTRFS_IOC_QGROUP_LIMIT as _,
+            args.as_ptr(),
+        )
+    })
+}
