@@ -626,3 +626,64 @@ fn unit_symlinks_out_of_the_image_are_read_inside_it() {
     }
     assert!(!s.join("/etc/systemd/system.attached").exists());
 }
+
+#[test]
+fn block_device_image() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (s, host) = setup();
+    let raw = mkimage(
+        &s.join("blk.raw"),
+        &["--format", "ext4", "--prefix", "minimal"],
+    );
+    let out = std::process::Command::new("losetup")
+        .args(["--find", "--show", "--read-only"])
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    struct Detach(String);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("losetup")
+                .args(["-d", &self.0])
+                .status();
+        }
+    }
+    let _d = Detach(dev.clone());
+    // The same device node inside the scratch root.
+    let md = fs::metadata(&dev).unwrap();
+    assert!(md.file_type().is_block_device());
+    fs::create_dir_all(s.join("/dev")).unwrap();
+    let node = s.join("/dev/minimal-blk");
+    let st = std::process::Command::new("mknod")
+        .arg(&node)
+        .args([
+            "b",
+            &(md.rdev() >> 8 & 0xfff).to_string(),
+            &(md.rdev() & 0xff | (md.rdev() >> 12) & 0xfff00).to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let changes = host
+        .attach(
+            &Offline,
+            "/dev/minimal-blk",
+            &opts("default", false, CopyMode::Auto),
+        )
+        .unwrap();
+    assert!(list(&changes)
+        .contains(&"copy /etc/systemd/system.attached/minimal-test.service".to_string()));
+    let dropin = fs::read_to_string(
+        s.join("/etc/systemd/system.attached/minimal-test.service.d/20-portable.conf"),
+    )
+    .unwrap();
+    assert!(
+        dropin.contains("\nRootImage=/dev/minimal-blk\nEnvironment=PORTABLE=minimal-blk\n"),
+        "{dropin}"
+    );
+    host.detach(&Offline, "/dev/minimal-blk", false, false)
+        .unwrap();
+    assert!(!s.join("/etc/systemd/system.attached").exists());
+}
