@@ -1,14 +1,87 @@
-//! The D-Bus errors of `org.freedesktop.portable1` (section 1.7 of the reference), one enum
-//! used by the daemon to reply and by the client to understand replies.
+//! The D-Bus errors of `org.freedesktop.portable1` (section 1.7 of the reference): one type
+//! used by the daemon to reply and by the client to read replies. The names are the reference's:
+//! two in the portable1 namespace, systemd1's unit errors, the standard DBus errors and
+//! `System.Error.E*` for plain errnos.
 
-/// Every error name portabled 252 sends, with the message as its payload.
-#[derive(Debug, Clone, PartialEq, zbus::DBusError)]
-#[zbus(prefix = "org.freedesktop.portable1")]
-pub enum PortableError {
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    /// `org.freedesktop.portable1.NoSuchImage`
-    NoSuchImage(String),
-    /// `org.freedesktop.portable1.BadImageType`
-    BadImageType(String),
+use std::fmt;
+
+use zbus::message::Header;
+use zbus::names::ErrorName;
+use zbus::{DBusError, Message};
+
+pub const NO_SUCH_IMAGE: &str = "org.freedesktop.portable1.NoSuchImage";
+pub const BAD_IMAGE_TYPE: &str = "org.freedesktop.portable1.BadImageType";
+pub const UNIT_EXISTS: &str = "org.freedesktop.systemd1.UnitExists";
+pub const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
+pub const INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
+pub const NOT_SUPPORTED: &str = "org.freedesktop.DBus.Error.NotSupported";
+pub const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
+pub const INTERACTIVE_AUTHORIZATION_REQUIRED: &str =
+    "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
+pub const LIMITS_EXCEEDED: &str = "org.freedesktop.DBus.Error.LimitsExceeded";
+pub const FAILED: &str = "org.freedesktop.DBus.Error.Failed";
+
+/// An error reply: its name and its message (clients print the message verbatim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortableError {
+    pub name: String,
+    pub message: String,
+}
+
+impl PortableError {
+    pub fn new(name: &str, message: impl Into<String>) -> Self {
+        Self {
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// `System.Error.<ERRNO>` (e.g. `System.Error.EBUSY`).
+    pub fn errno(errno: &str, message: impl Into<String>) -> Self {
+        Self::new(&format!("System.Error.{errno}"), message)
+    }
+}
+
+impl fmt::Display for PortableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PortableError {}
+
+impl DBusError for PortableError {
+    fn create_reply(&self, call: &Header<'_>) -> zbus::Result<Message> {
+        Message::error(call, self.name()).build(&(self.message.as_str(),))
+    }
+
+    fn name(&self) -> ErrorName<'_> {
+        ErrorName::try_from(self.name.as_str())
+            .unwrap_or_else(|_| ErrorName::from_static_str_unchecked(FAILED))
+    }
+
+    fn description(&self) -> Option<&str> {
+        Some(&self.message)
+    }
+}
+
+impl From<zbus::Error> for PortableError {
+    fn from(e: zbus::Error) -> Self {
+        match e {
+            zbus::Error::MethodError(name, message, _) => Self {
+                name: name.to_string(),
+                message: message.unwrap_or_default(),
+            },
+            e => Self::new(FAILED, e.to_string()),
+        }
+    }
+}
+
+impl From<zbus::fdo::Error> for PortableError {
+    fn from(e: zbus::fdo::Error) -> Self {
+        Self::new(
+            &DBusError::name(&e).to_string(),
+            DBusError::description(&e).unwrap_or_default(),
+        )
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod path;
+pub mod proxy;
 
 pub use error::PortableError;
 

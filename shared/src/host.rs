@@ -35,6 +35,10 @@ pub const PROFILE_SEARCH_PATH: [&str; 4] = [
 pub struct Host {
     root: PathBuf,
     fs: ImageRoot,
+    /// Serializes the checks and writes of attach, detach and reattach (so two attaches of
+    /// units with the same name cannot both pass the "exists" check). Reading images happens
+    /// outside of it, in parallel.
+    write_lock: std::sync::Mutex<()>,
 }
 
 impl Host {
@@ -42,7 +46,11 @@ impl Host {
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         let fs = ImageRoot::open_dir(&root, Some(PathBuf::from("/")))?;
-        Ok(Self { root, fs })
+        Ok(Self {
+            root,
+            fs,
+            write_lock: std::sync::Mutex::new(()),
+        })
     }
 
     /// The real system.
@@ -53,6 +61,12 @@ impl Host {
     /// The root directory everything is resolved in.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Held while the unit directories are checked and changed.
+    pub(crate) fn write_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic while holding it leaves the directories as the journal describes: go on.
+        self.write_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The host's file system, to read through.

@@ -57,6 +57,7 @@ impl Host {
     /// name that resolves to a symlink loses the symlink only.
     pub fn remove_image(&self, pid1: &dyn ServiceManager, arg: &str) -> Result<()> {
         let image = self.find_image(arg)?;
+        let _guard = self.write_guard();
         if self.image_state(pid1, &image.name)? != State::Detached {
             return Err(Error::Busy(format!(
                 "Image '{}' is not detached, refusing.",

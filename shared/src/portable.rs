@@ -227,15 +227,10 @@ fn unit_exists_on_host(host: &Host, unit: &str) -> bool {
 }
 
 impl Host {
-    /// Reads the image, runs every check of section 6.5 (plus compliance), repairs a writable
-    /// image, and plans the files. `reattach` skips the exists/active checks.
-    fn plan_attach(
-        &self,
-        pid1: &dyn ServiceManager,
-        arg: &str,
-        o: &AttachOptions,
-        reattach: bool,
-    ) -> Result<Plan> {
+    /// Reads the image, runs the checks of section 6.5 that concern the image (plus
+    /// compliance), repairs a writable image, and plans the files. The checks against the host
+    /// ([`Host::check_host_units`]) come later, under the write lock.
+    fn plan_attach(&self, arg: &str, o: &AttachOptions) -> Result<Plan> {
         let mut image = self.find_image(arg)?;
         if o.copy == CopyMode::Mixed
             && image.path == image_link(&image.path.display().to_string(), o.runtime)
@@ -356,23 +351,6 @@ impl Host {
             }
         }
 
-        if !reattach && !o.force {
-            for u in &units {
-                if unit_exists_on_host(self, &u.name) {
-                    return Err(Error::UnitExists(format!(
-                        "Unit file '{}' exists on the host already, refusing.",
-                        u.name
-                    )));
-                }
-                if active(pid1, &u.name)? {
-                    return Err(Error::UnitExists(format!(
-                        "Unit file '{}' is active already, refusing.",
-                        u.name
-                    )));
-                }
-            }
-        }
-
         let dir = attached_dir(o.runtime).to_path_buf();
         let link = image_link(&image.path.display().to_string(), o.runtime);
         let copy_image = o.copy == CopyMode::Mixed;
@@ -442,6 +420,25 @@ impl Host {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         })
+    }
+
+    /// Section 6.5 step 7: no unit of the plan may exist on the host or be active.
+    fn check_host_units(&self, pid1: &dyn ServiceManager, plan: &Plan) -> Result<()> {
+        for u in &plan.units {
+            if unit_exists_on_host(self, &u.name) {
+                return Err(Error::UnitExists(format!(
+                    "Unit file '{}' exists on the host already, refusing.",
+                    u.name
+                )));
+            }
+            if active(pid1, &u.name)? {
+                return Err(Error::UnitExists(format!(
+                    "Unit file '{}' is active already, refusing.",
+                    u.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Whether a profile directory of that name exists (it may lack a file for some type).
@@ -548,7 +545,11 @@ impl Host {
         arg: &str,
         o: &AttachOptions,
     ) -> Result<Vec<Change>> {
-        let plan = self.plan_attach(pid1, arg, o, false)?;
+        let plan = self.plan_attach(arg, o)?;
+        let _guard = self.write_guard();
+        if !o.force {
+            self.check_host_units(pid1, &plan)?;
+        }
         let mut txn = Txn::new(self, "attach", o.runtime, true);
         Self::stage_plan(&plan, &mut txn);
         let link = self.stage_image_link(&plan, &mut txn);
@@ -706,6 +707,7 @@ impl Host {
         force: bool,
     ) -> Result<Vec<Change>> {
         let dir = attached_dir(runtime);
+        let _guard = self.write_guard();
         let found = self.attached_units(dir, arg, &[])?;
         if found.is_empty() {
             return Err(Error::NoSuchUnit(format!(
@@ -758,7 +760,8 @@ impl Host {
         arg: &str,
         o: &AttachOptions,
     ) -> Result<(Vec<Change>, Vec<Change>)> {
-        let plan = self.plan_attach(pid1, arg, o, true)?;
+        let plan = self.plan_attach(arg, o)?;
+        let _guard = self.write_guard();
         let dir = attached_dir(o.runtime);
         let found = self.attached_units(dir, arg, &[])?;
         if found.is_empty() {
@@ -913,5 +916,56 @@ impl Host {
             });
         }
         Ok(State::Detached)
+    }
+}
+
+/// What `GetImageMetadata` returns.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// The image's path (for a name found through `/etc/portables`, the link's path).
+    pub path: String,
+    /// The raw bytes of the image's os-release.
+    pub os_release: Vec<u8>,
+    /// Unit name and raw contents, sorted by name.
+    pub units: Vec<(String, Vec<u8>)>,
+}
+
+impl Host {
+    /// The image's os-release and its unit files matching `matches` (all when empty).
+    pub fn image_metadata(&self, arg: &str, matches: &[String]) -> Result<Metadata> {
+        let image = self.find_image(arg)?;
+        let root = self.open_image(&image)?;
+        let release = read_os_release(&root)
+            .map_err(|source| Error::OsRelease {
+                image: image.name.clone(),
+                source,
+            })?
+            .ok_or_else(|| {
+                Error::InvalidArgs(format!("Image '{arg}' lacks os-release data, refusing."))
+            })?;
+        let units = find_units(&root, matches).map_err(|source| Error::Unit {
+            image: image.name.clone(),
+            source,
+        })?;
+        Ok(Metadata {
+            path: image.path.display().to_string(),
+            os_release: release.raw,
+            units: units.into_iter().map(|u| (u.name, u.content)).collect(),
+        })
+    }
+
+    /// The key/value pairs of the image's os-release.
+    pub fn image_os_release(&self, arg: &str) -> Result<Vec<(String, String)>> {
+        let image = self.find_image(arg)?;
+        let root = self.open_image(&image)?;
+        let release = read_os_release(&root)
+            .map_err(|source| Error::OsRelease {
+                image: image.name.clone(),
+                source,
+            })?
+            .ok_or_else(|| {
+                Error::InvalidArgs(format!("Image '{arg}' lacks os-release data, refusing."))
+            })?;
+        Ok(release.parsed.pairs)
     }
 }
