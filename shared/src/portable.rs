@@ -756,7 +756,7 @@ impl Host {
     /// the updated change lists as the reference does.
     pub fn reattach(
         &self,
-        pid1: &dyn ServiceManager,
+        _pid1: &dyn ServiceManager, // reattach checks no unit against PID 1 (REATTACH)
         arg: &str,
         o: &AttachOptions,
     ) -> Result<(Vec<Change>, Vec<Change>)> {
