@@ -282,3 +282,127 @@ pub fn parse_portablectl_changes(stderr: &str) -> Vec<String> {
     }
     out
 }
+
+/// A private `dbus-daemon` for one test, stopped on drop.
+pub struct PrivateBus {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl PrivateBus {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("portctl-bus.")
+            .tempdir()
+            .unwrap();
+        let socket = dir.path().join("bus");
+        let config = dir.path().join("bus.conf");
+        fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+"#,
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .arg("--nofork")
+            .arg("--nopidfile")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dbus-daemon");
+        for _ in 0..200 {
+            if socket.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(socket.exists(), "dbus-daemon did not start");
+        Self { dir, child }
+    }
+
+    pub fn address(&self) -> String {
+        format!("unix:path={}", self.dir.path().join("bus").display())
+    }
+
+    /// A config file of this bus, for a second daemon with a stricter policy.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `portctld` on a bus, killed on drop.
+pub struct Daemon {
+    child: std::process::Child,
+}
+
+impl Daemon {
+    /// Starts `binary` on `bus` for the host under `root` and waits until it owns its name.
+    pub fn start(binary: &Path, bus: &PrivateBus, root: &Path, extra: &[&str]) -> Self {
+        let child = Command::new(binary)
+            .arg("--bus-address")
+            .arg(bus.address())
+            .arg("--root")
+            .arg(root)
+            .args(["--idle-timeout", "0"])
+            .args(extra)
+            .env("PORTCTLD_LOG", "warn")
+            .spawn()
+            .expect("start portctld");
+        let d = Self { child };
+        for _ in 0..500 {
+            let out = Command::new("busctl")
+                .arg(format!("--address={}", bus.address()))
+                .args(["status", "org.freedesktop.portable1"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("portctld did not take its bus name");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

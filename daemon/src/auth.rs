@@ -1,0 +1,118 @@
+//! Who may call what (section 1.8): uid 0 and callers with `CAP_SYS_ADMIN` pass; everybody
+//! else is asked about at polkit, interactively only when the message allows it. Credentials
+//! come from the bus, never from the message.
+
+use std::collections::HashMap;
+
+use portctl_dbus::error::{self as names, PortableError};
+use zbus::message::{Flags, Header};
+use zbus::Connection;
+use zbus::Variant as Value;
+
+/// The polkit actions of `org.freedesktop.portable1`.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    Inspect,
+    Attach,
+    Manage,
+}
+
+impl Action {
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Inspect => "org.freedesktop.portable1.inspect-images",
+            Self::Attach => "org.freedesktop.portable1.attach-images",
+            Self::Manage => "org.freedesktop.portable1.manage-images",
+        }
+    }
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether the process has `CAP_SYS_ADMIN` in its effective set.
+fn has_cap_sys_admin(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
+/// Checks that the sender of `hdr` may do `action`.
+pub async fn authorize(
+    conn: &Connection,
+    hdr: &Header<'_>,
+    action: Action,
+) -> Result<(), PortableError> {
+    let sender = hdr
+        .sender()
+        .ok_or_else(|| {
+            PortableError::new(
+                names::ACCESS_DENIED,
+                "Access denied: the caller has no bus name",
+            )
+        })?
+        .to_owned();
+    let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+    let creds = dbus
+        .get_connection_credentials(sender.clone().into())
+        .await?;
+    let uid = creds.unix_user_id();
+    if uid == Some(0) || creds.process_id().is_some_and(has_cap_sys_admin) {
+        return Ok(());
+    }
+    let interactive = hdr
+        .primary()
+        .flags()
+        .contains(Flags::ALLOW_INTERACTIVE_AUTH);
+    let mut subject_details: HashMap<&str, Value<'_>> = HashMap::new();
+    subject_details.insert("name", Value::from(sender.as_str()));
+    let details: HashMap<&str, &str> = HashMap::new();
+    let reply = conn
+        .call_method(
+            Some("org.freedesktop.PolicyKit1"),
+            "/org/freedesktop/PolicyKit1/Authority",
+            Some("org.freedesktop.PolicyKit1.Authority"),
+            "CheckAuthorization",
+            &(
+                ("system-bus-name", subject_details),
+                action.id(),
+                details,
+                u32::from(interactive),
+                "",
+            ),
+        )
+        .await;
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(
+                action = action.id(),
+                uid,
+                "polkit unavailable, denying: {e}"
+            );
+            return Err(PortableError::new(
+                names::ACCESS_DENIED,
+                format!(
+                    "Access denied: {} needs polkit authorization, and polkit is not available.",
+                    action.id()
+                ),
+            ));
+        }
+    };
+    let (authorized, challenge, _details): (bool, bool, HashMap<String, String>) =
+        reply.body().deserialize()?;
+    if authorized {
+        Ok(())
+    } else if challenge {
+        Err(PortableError::new(
+            names::INTERACTIVE_AUTHORIZATION_REQUIRED,
+            "Interactive authentication required.",
+        ))
+    } else {
+        Err(PortableError::new(names::ACCESS_DENIED, "Access denied"))
+    }
+}

@@ -1,0 +1,484 @@
+//! `org.freedesktop.portable1.Manager` at `/org/freedesktop/portable1`: one-line adapters to
+//! the engine (see ops.rs), with v252's names and signatures.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use portctl_dbus::error::{self as names, PortableError};
+use portctl_dbus::path::image_object_path;
+use portctl_engine::host::POOL_PATH;
+use portctl_engine::names::{parse_image_ref, ImageRef};
+use zbus::message::Header;
+use zbus::{interface, Connection, ObjectServer, OwnedObjectPath};
+
+use crate::image::ImageObject;
+use crate::ops::{parse_flags, runtime_flags, Call, Changes};
+use crate::state::State;
+
+pub struct Manager {
+    pub state: Arc<State>,
+}
+
+type ImageRow = (String, String, bool, u64, u64, u64, String, OwnedObjectPath);
+
+/// Exports the objects of `names` and drops those of images that are gone (`complete` says
+/// that `names` lists every image).
+pub async fn sync_image_objects(
+    state: &Arc<State>,
+    server: &ObjectServer,
+    names: &[String],
+    complete: bool,
+) {
+    let (add, gone): (Vec<String>, Vec<String>) = {
+        let exported = state.exported.lock().unwrap_or_else(|e| e.into_inner());
+        let add = names
+            .iter()
+            .filter(|n| !exported.contains(*n))
+            .cloned()
+            .collect();
+        let gone = if complete {
+            exported
+                .iter()
+                .filter(|n| !names.contains(n))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (add, gone)
+    };
+    for name in add {
+        let path = image_object_path(&name);
+        let obj = ImageObject {
+            name: name.clone(),
+            state: Arc::clone(state),
+        };
+        match server.at(path.as_str(), obj).await {
+            Ok(_) => {
+                state
+                    .exported
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name);
+            }
+            Err(e) => tracing::warn!(image = %name, "cannot export image object: {e}"),
+        }
+    }
+    for name in gone {
+        let path = image_object_path(&name);
+        let _ = server.remove::<ImageObject, _>(path.as_str()).await;
+        state
+            .exported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
+    }
+}
+
+#[interface(name = "org.freedesktop.portable1.Manager")]
+impl Manager {
+    #[zbus(out_args("object"))]
+    async fn get_image(
+        &self,
+        image: String,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, PortableError> {
+        let _op = self.state.begin();
+        if let Ok(ImageRef::Path(_)) = parse_image_ref(&image) {
+            return Err(PortableError::new(
+                names::INVALID_ARGS,
+                format!("Expected image name, not path in place of '{image}'."),
+            ));
+        }
+        let name = image.clone();
+        let found = self
+            .state
+            .blocking(move |h, _| h.find_image_by_name(&name))
+            .await?;
+        sync_image_objects(
+            &self.state,
+            server,
+            std::slice::from_ref(&found.name),
+            false,
+        )
+        .await;
+        Ok(OwnedObjectPath::try_from(image_object_path(&found.name)).expect("escaped object path"))
+    }
+
+    #[zbus(out_args("images"))]
+    async fn list_images(
+        &self,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<Vec<ImageRow>, PortableError> {
+        let _op = self.state.begin();
+        let rows = self
+            .state
+            .blocking(|h, pid1| {
+                let images = h.list_images()?;
+                Ok(images
+                    .into_iter()
+                    .map(|i| {
+                        let state = match h.image_state(pid1, &i.name) {
+                            Ok(s) => s.as_str().to_string(),
+                            Err(e) => {
+                                tracing::error!(image = %i.name, "cannot work out the state: {e}");
+                                String::new()
+                            }
+                        };
+                        (i, state)
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        let all: Vec<String> = rows.iter().map(|(i, _)| i.name.clone()).collect();
+        sync_image_objects(&self.state, server, &all, true).await;
+        Ok(rows
+            .into_iter()
+            .map(|(i, state)| {
+                let path = OwnedObjectPath::try_from(image_object_path(&i.name))
+                    .expect("escaped object path");
+                (
+                    i.name,
+                    i.kind.as_str().to_string(),
+                    i.read_only,
+                    i.crtime_usec,
+                    i.mtime_usec,
+                    i.usage,
+                    state,
+                    path,
+                )
+            })
+            .collect())
+    }
+
+    #[zbus(name = "GetImageOSRelease", out_args("os_release"))]
+    async fn get_image_os_release(
+        &self,
+        image: String,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<HashMap<String, String>, PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .os_release(image)
+        .await
+    }
+
+    #[zbus(out_args("image", "os_release", "units"))]
+    async fn get_image_metadata(
+        &self,
+        image: String,
+        matches: Vec<String>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(String, Vec<u8>, BTreeMap<String, Vec<u8>>), PortableError> {
+        let _op = self.state.begin();
+        let (p, o, _, u) = Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .metadata(image, Vec::new(), matches, 0)
+        .await?;
+        Ok((p, o, u))
+    }
+
+    #[zbus(out_args("image", "os_release", "extensions", "units"))]
+    async fn get_image_metadata_with_extensions(
+        &self,
+        image: String,
+        extensions: Vec<String>,
+        matches: Vec<String>,
+        flags: u64,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<
+        (
+            String,
+            Vec<u8>,
+            BTreeMap<String, Vec<u8>>,
+            BTreeMap<String, Vec<u8>>,
+        ),
+        PortableError,
+    > {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .metadata(image, extensions, matches, flags)
+        .await
+    }
+
+    #[zbus(out_args("state"))]
+    async fn get_image_state(
+        &self,
+        image: String,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String, PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .state(image, Vec::new(), 0)
+        .await
+    }
+
+    #[zbus(out_args("state"))]
+    async fn get_image_state_with_extensions(
+        &self,
+        image: String,
+        extensions: Vec<String>,
+        flags: u64,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String, PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .state(image, extensions, flags)
+        .await
+    }
+
+    #[zbus(out_args("changes"))]
+    #[allow(clippy::too_many_arguments)]
+    async fn attach_image(
+        &self,
+        image: String,
+        matches: Vec<String>,
+        profile: String,
+        runtime: bool,
+        copy_mode: String,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<Changes, PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .attach(
+            image,
+            Vec::new(),
+            matches,
+            profile,
+            copy_mode,
+            runtime_flags(runtime),
+        )
+        .await
+    }
+
+    #[zbus(out_args("changes"))]
+    #[allow(clippy::too_many_arguments)]
+    async fn attach_image_with_extensions(
+        &self,
+        image: String,
+        extensions: Vec<String>,
+        matches: Vec<String>,
+        profile: String,
+        copy_mode: String,
+        flags: u64,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<Changes, PortableError> {
+        let _op = self.state.begin();
+        let flags = parse_flags(flags)?;
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .attach(image, extensions, matches, profile, copy_mode, flags)
+        .await
+    }
+
+    #[zbus(out_args("changes"))]
+    async fn detach_image(
+        &self,
+        image: String,
+        runtime: bool,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<Changes, PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .detach(image, Vec::new(), runtime_flags(runtime))
+        .await
+    }
+
+    #[zbus(out_args("changes"))]
+    async fn detach_image_with_extensions(
+        &self,
+        image: String,
+        extensions: Vec<String>,
+        flags: u64,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<Changes, PortableError> {
+        let _op = self.state.begin();
+        let flags = parse_flags(flags)?;
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .detach(image, extensions, flags)
+        .await
+    }
+
+    #[zbus(out_args("changes_removed", "changes_updated"))]
+    #[allow(clippy::too_many_arguments)]
+    async fn reattach_image(
+        &self,
+        image: String,
+        matches: Vec<String>,
+        profile: String,
+        runtime: bool,
+        copy_mode: String,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(Changes, Changes), PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .reattach(
+            image,
+            Vec::new(),
+            matches,
+            profile,
+            copy_mode,
+            runtime_flags(runtime),
+        )
+        .await
+    }
+
+    #[zbus(out_args("changes_removed", "changes_updated"))]
+    #[allow(clippy::too_many_arguments)]
+    async fn reattach_image_with_extensions(
+        &self,
+        image: String,
+        extensions: Vec<String>,
+        matches: Vec<String>,
+        profile: String,
+        copy_mode: String,
+        flags: u64,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(Changes, Changes), PortableError> {
+        let _op = self.state.begin();
+        let flags = parse_flags(flags)?;
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .reattach(image, extensions, matches, profile, copy_mode, flags)
+        .await
+    }
+
+    async fn remove_image(
+        &self,
+        image: String,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .remove(image)
+        .await
+    }
+
+    async fn mark_image_read_only(
+        &self,
+        image: String,
+        read_only: bool,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .mark_read_only(image, read_only)
+        .await
+    }
+
+    async fn set_image_limit(
+        &self,
+        image: String,
+        limit: u64,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .set_limit(image, limit)
+        .await
+    }
+
+    async fn set_pool_limit(
+        &self,
+        limit: u64,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), PortableError> {
+        let _op = self.state.begin();
+        Call {
+            state: &self.state,
+            conn,
+            hdr: &hdr,
+        }
+        .set_pool_limit(limit)
+        .await
+    }
+
+    #[zbus(property(emits_changed_signal = "false"), name = "PoolPath")]
+    fn pool_path(&self) -> String {
+        POOL_PATH.to_string()
+    }
+
+    /// btrfs qgroup figures are not read yet: UINT64_MAX, as on non-btrfs pools.
+    #[zbus(property(emits_changed_signal = "false"), name = "PoolUsage")]
+    fn pool_usage(&self) -> u64 {
+        u64::MAX
+    }
+
+    #[zbus(property(emits_changed_signal = "false"), name = "PoolLimit")]
+    fn pool_limit(&self) -> u64 {
+        u64::MAX
+    }
+
+    #[zbus(property(emits_changed_signal = "false"), name = "Profiles")]
+    async fn profiles(&self) -> Result<Vec<String>, PortableError> {
+        self.state.blocking(|h, _| Ok(h.list_profiles())).await
+    }
+}

@@ -1,0 +1,83 @@
+//! What the D-Bus objects share: the engine, PID 1, the exported image objects, the count of
+//! operations in flight (for the idle exit and a clean shutdown).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use portctl_dbus::error::PortableError;
+use portctl_engine::Host;
+
+use crate::errors::to_wire;
+use crate::pid1::SystemdManager;
+
+pub struct State {
+    pub host: Arc<Host>,
+    pub pid1: Arc<SystemdManager>,
+    in_flight: AtomicUsize,
+    last_activity: Mutex<Instant>,
+    /// Names of the images whose objects are exported.
+    pub exported: Mutex<BTreeSet<String>>,
+}
+
+/// Counts one operation in flight while it lives.
+pub struct Op<'a>(&'a State);
+
+impl Drop for Op<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .last_activity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl State {
+    pub fn new(host: Host, pid1: SystemdManager) -> Self {
+        Self {
+            host: Arc::new(host),
+            pid1: Arc::new(pid1),
+            in_flight: AtomicUsize::new(0),
+            last_activity: Mutex::new(Instant::now()),
+            exported: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn begin(&self) -> Op<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        Op(self)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    pub fn idle_for(&self) -> std::time::Duration {
+        self.last_activity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+
+    /// Runs engine work on a blocking thread (loop devices, mounts and file writes never run
+    /// on the async threads).
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, PortableError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Host, &SystemdManager) -> portctl_engine::Result<T> + Send + 'static,
+    {
+        let host = Arc::clone(&self.host);
+        let pid1 = Arc::clone(&self.pid1);
+        match tokio::task::spawn_blocking(move || f(&host, &pid1)).await {
+            Ok(r) => r.map_err(to_wire),
+            Err(e) => Err(PortableError::new(
+                portctl_dbus::error::FAILED,
+                format!("internal error: {e}"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,618 @@
+//! portctld on a real (private) dbus-daemon: the v252 interface, method by method, through
+//! zbus proxies and busctl.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use portctl_dbus::proxy::{ChangeEntry, ImageProxy, ManagerProxy};
+use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch};
+
+struct Env {
+    _daemon: Daemon,
+    bus: PrivateBus,
+    s: Scratch,
+}
+
+fn env() -> Env {
+    let s = Scratch::new();
+    attach_host(&s);
+    mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
+    mkimage(
+        &s.join("/var/lib/portables/minimal_sq.raw"),
+        &["--format", "squashfs", "--prefix", "minimal"],
+    );
+    let bus = PrivateBus::start();
+    let daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_portctld")),
+        &bus,
+        s.path(),
+        &[],
+    );
+    Env {
+        _daemon: daemon,
+        bus,
+        s,
+    }
+}
+
+async fn conn(bus: &PrivateBus) -> zbus::Connection {
+    zbus::connection::Builder::address(bus.address().as_str())
+        .build()
+        .await
+        .unwrap()
+}
+
+fn err_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, msg, _) => {
+            format!("{name}: {}", msg.clone().unwrap_or_default())
+        }
+        e => format!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manager_methods_and_errors() {
+    let e = env();
+    let c = conn(&e.bus).await;
+    let m = ManagerProxy::new(&c).await.unwrap();
+
+    assert_eq!(m.pool_path().await.unwrap(), "/var/lib/portables");
+    assert_eq!(m.pool_usage().await.unwrap(), u64::MAX);
+    assert_eq!(
+        m.profiles().await.unwrap(),
+        ["default", "nonetwork", "strict", "trusted"]
+    );
+
+    let images = m.list_images().await.unwrap();
+    let names: Vec<(&str, &str, &str)> = images
+        .iter()
+        .map(|i| (i.0.as_str(), i.1.as_str(), i.6.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("minimal_1", "directory", "detached"),
+            ("minimal_sq", "raw", "detached")
+        ]
+    );
+    assert_eq!(
+        images[0].7.as_str(),
+        "/org/freedesktop/portable1/image/minimal_5f1"
+    );
+    assert_eq!(
+        images[1].5,
+        std::fs::metadata(e.s.join("/var/lib/portables/minimal_sq.raw"))
+            .unwrap()
+            .blocks_of()
+    );
+
+    assert_eq!(
+        m.get_image("minimal_1").await.unwrap().as_str(),
+        "/org/freedesktop/portable1/image/minimal_5f1"
+    );
+    let er = m.get_image("nope").await.unwrap_err();
+    assert_eq!(
+        err_name(&er),
+        "org.freedesktop.portable1.NoSuchImage: No image 'nope' found."
+    );
+    let er = m
+        .get_image("/var/lib/portables/minimal_1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_name(&er),
+        "org.freedesktop.DBus.Error.InvalidArgs: Expected image name, not path in place of '/var/lib/portables/minimal_1'."
+    );
+
+    let osr = m.get_image_os_release("minimal_sq").await.unwrap();
+    assert_eq!(osr.get("ID").map(String::as_str), Some("portctl-sample"));
+    let (path, raw, units) = m
+        .get_image_metadata("minimal_1", &["minimal"])
+        .await
+        .unwrap();
+    assert_eq!(path, "/var/lib/portables/minimal_1");
+    assert!(String::from_utf8_lossy(&raw).contains("ID=portctl-sample"));
+    assert_eq!(units.keys().collect::<Vec<_>>(), ["minimal-test.service"]);
+    let (_, _, exts, units) = m
+        .get_image_metadata_with_extensions("minimal_1", &[], &[], 0)
+        .await
+        .unwrap();
+    assert!(exts.is_empty() && units.len() == 1);
+
+    // Attach, state, detach.
+    let changes = m
+        .attach_image("minimal_1", &["minimal"], "default", false, "")
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 6, "{changes:?}");
+    assert_eq!(
+        changes[0],
+        (
+            "mkdir".into(),
+            "/etc/systemd/system.attached".into(),
+            "".into()
+        )
+    );
+    assert_eq!(m.get_image_state("minimal_1").await.unwrap(), "attached");
+    assert_eq!(m.get_image_state("whatever").await.unwrap(), "detached");
+    assert_eq!(
+        m.get_image_state_with_extensions("minimal_1", &[], 0)
+            .await
+            .unwrap(),
+        "attached"
+    );
+    let er = m
+        .get_image_state_with_extensions("minimal_1", &[], 1)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_name(&er),
+        "org.freedesktop.DBus.Error.InvalidArgs: Invalid 'flags' parameter '1'"
+    );
+    let listed = m.list_images().await.unwrap();
+    assert_eq!(
+        listed.iter().find(|i| i.0 == "minimal_1").unwrap().6,
+        "attached"
+    );
+    let er = m
+        .attach_image("minimal_1", &["minimal"], "default", false, "")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_name(&er),
+        "org.freedesktop.systemd1.UnitExists: Unit file 'minimal-test.service' exists on the host already, refusing."
+    );
+    let er = m.remove_image("minimal_1").await.unwrap_err();
+    assert_eq!(
+        err_name(&er),
+        "System.Error.EBUSY: Image 'minimal_1' is not detached, refusing."
+    );
+    let (removed, updated) = m
+        .reattach_image(
+            "/var/lib/portables/minimal_1",
+            &["minimal"],
+            "default",
+            false,
+            "",
+        )
+        .await
+        .unwrap();
+    assert!(removed.is_empty(), "{removed:?}");
+    assert!(!updated.is_empty());
+    let changes = m.detach_image("minimal_1", false).await.unwrap();
+    assert!(changes.iter().all(|c| c.0 == "unlink"), "{changes:?}");
+    let er = m.detach_image("minimal_1", false).await.unwrap_err();
+    assert!(
+        err_name(&er).starts_with(
+            "org.freedesktop.systemd1.NoSuchUnit: No unit files associated with 'minimal_1'"
+        ),
+        "{}",
+        err_name(&er)
+    );
+
+    // Flags, copy modes, paths.
+    let er = m
+        .attach_image_with_extensions("minimal_1", &[], &["minimal"], "default", "", 8)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_name(&er),
+        "org.freedesktop.DBus.Error.InvalidArgs: Invalid 'flags' parameter '8'"
+    );
+    let er = m
+        .attach_image("minimal_1", &["minimal"], "default", false, "bogus")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_name(&er),
+        "org.freedesktop.DBus.Error.InvalidArgs: Unknown copy mode 'bogus'"
+    );
+    let er = m
+        .attach_image("relative/path", &[], "default", false, "")
+        .await
+        .unwrap_err();
+    assert_eq!(err_name(&er), "org.freedesktop.DBus.Error.InvalidArgs: Image name 'relative/path' is not valid or not a valid path.");
+    let er = m
+        .attach_image(
+            "/var/lib/../lib/portables/minimal_1",
+            &[],
+            "default",
+            false,
+            "",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err_name(&er), "org.freedesktop.DBus.Error.InvalidArgs: Image path '/var/lib/../lib/portables/minimal_1' is not normalized.");
+    let changes = m
+        .attach_image_with_extensions("minimal_sq", &[], &["minimal"], "strict", "copy", 1)
+        .await
+        .unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.1 == "/run/systemd/system.attached/minimal-test.service"),
+        "{changes:?}"
+    );
+    assert_eq!(
+        m.get_image_state("minimal_sq").await.unwrap(),
+        "attached-runtime"
+    );
+    m.detach_image_with_extensions("minimal_sq", &[], 1)
+        .await
+        .unwrap();
+
+    // Read-only, limits, remove.
+    m.mark_image_read_only("minimal_sq", true).await.unwrap();
+    assert!(
+        m.list_images()
+            .await
+            .unwrap()
+            .iter()
+            .find(|i| i.0 == "minimal_sq")
+            .unwrap()
+            .2
+    );
+    m.mark_image_read_only("minimal_sq", false).await.unwrap();
+    let er = m.set_image_limit("minimal_1", 1 << 20).await.unwrap_err();
+    assert!(
+        err_name(&er).starts_with("org.freedesktop.DBus.Error.NotSupported:"),
+        "{}",
+        err_name(&er)
+    );
+    let er = m.set_pool_limit(1 << 20).await.unwrap_err();
+    assert_eq!(
+        err_name(&er),
+        "org.freedesktop.DBus.Error.NotSupported: Quota is only supported on btrfs."
+    );
+    m.remove_image("minimal_sq").await.unwrap();
+    assert!(!e.s.join("/var/lib/portables/minimal_sq.raw").exists());
+    let listed: Vec<String> = m
+        .list_images()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.0)
+        .collect();
+    assert_eq!(listed, ["minimal_1"]);
+}
+
+trait Blocks {
+    fn blocks_of(&self) -> u64;
+}
+
+impl Blocks for std::fs::Metadata {
+    fn blocks_of(&self) -> u64 {
+        std::os::unix::fs::MetadataExt::blocks(self) * 512
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_objects() {
+    let e = env();
+    let c = conn(&e.bus).await;
+    let m = ManagerProxy::new(&c).await.unwrap();
+    let path = m.get_image("minimal_1").await.unwrap();
+    let i = ImageProxy::builder(&c)
+        .path(path)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(i.name().await.unwrap(), "minimal_1");
+    assert_eq!(i.path().await.unwrap(), "/var/lib/portables/minimal_1");
+    assert_eq!(i.kind().await.unwrap(), "directory");
+    assert!(!i.read_only().await.unwrap());
+    assert_eq!(i.modification_timestamp().await.unwrap(), 0);
+    assert_eq!(i.usage().await.unwrap(), u64::MAX);
+    assert_eq!(
+        i.get_os_release()
+            .await
+            .unwrap()
+            .get("ID")
+            .map(String::as_str),
+        Some("portctl-sample")
+    );
+    assert_eq!(i.get_state().await.unwrap(), "detached");
+    let changes = i.attach(&["minimal"], "default", false, "").await.unwrap();
+    assert!(!changes.is_empty());
+    assert_eq!(i.get_state().await.unwrap(), "attached");
+    // Both spellings of the layered reattach work (v252's own misspelled one did not).
+    let (_, updated) = i
+        .reattach_with_extensions(&[], &["minimal"], "default", "", 0)
+        .await
+        .unwrap();
+    assert!(!updated.is_empty());
+    let reply = c
+        .call_method(
+            Some("org.freedesktop.portable1"),
+            "/org/freedesktop/portable1/image/minimal_5f1",
+            Some("org.freedesktop.portable1.Image"),
+            "ReattacheWithExtensions",
+            &(Vec::<String>::new(), vec!["minimal"], "default", "", 0u64),
+        )
+        .await
+        .unwrap();
+    let (_removed, updated): (Vec<ChangeEntry>, Vec<ChangeEntry>) =
+        reply.body().deserialize().unwrap();
+    assert!(!updated.is_empty());
+    i.detach(false).await.unwrap();
+    // Once the image is gone, its object answers NoSuchImage.
+    std::fs::remove_dir_all(e.s.join("/var/lib/portables/minimal_1")).unwrap();
+    let er = i.name().await.unwrap_err();
+    assert!(
+        format!("{er}").contains("No image 'minimal_1' found."),
+        "{er}"
+    );
+}
+
+/// Method and property signatures of one interface in an introspection document.
+fn signatures(xml: &str, iface: &str) -> BTreeSet<String> {
+    let start = xml
+        .find(&format!("<interface name=\"{iface}\">"))
+        .unwrap_or_else(|| panic!("{iface} missing"));
+    let body = &xml[start..start + xml[start..].find("</interface>").unwrap()];
+    let mut out = BTreeSet::new();
+    let mut current = String::new();
+    for line in body.lines().map(str::trim) {
+        let attr = |name: &str| -> String {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .map(|r| r[..r.find('"').unwrap()].to_string())
+                .unwrap_or_default()
+        };
+        if line.starts_with("<method ") {
+            if !current.is_empty() {
+                out.insert(std::mem::take(&mut current));
+            }
+            current = format!("method {}", attr("name"));
+            if line.ends_with("/>") {
+                out.insert(std::mem::take(&mut current));
+            }
+        } else if line.starts_with("<arg ") {
+            current.push_str(&format!(
+                " {}:{}:{}",
+                attr("direction"),
+                attr("type"),
+                attr("name")
+            ));
+        } else if line.starts_with("</method>") {
+            out.insert(std::mem::take(&mut current));
+        } else if line.starts_with("<property ") {
+            out.insert(format!(
+                "property {} {} {}",
+                attr("name"),
+                attr("type"),
+                attr("access")
+            ));
+        }
+    }
+    out
+}
+
+fn reference(path: &str) -> String {
+    let xml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/portable1-v252.xml"),
+    )
+    .unwrap();
+    let start = xml
+        .find(&format!("<capture object-path=\"{path}\">"))
+        .unwrap();
+    xml[start..start + xml[start..].find("</capture>").unwrap()].to_string()
+}
+
+fn busctl(bus: &PrivateBus, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("busctl")
+        .arg(format!("--address={}", bus.address()))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn introspection_matches_v252() {
+    let e = env();
+    let (ok, manager, err) = busctl(
+        &e.bus,
+        &[
+            "introspect",
+            "--xml-interface",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1",
+        ],
+    );
+    assert!(ok, "{err}");
+    let ours = signatures(&manager, "org.freedesktop.portable1.Manager");
+    let theirs = signatures(
+        &reference("/org/freedesktop/portable1"),
+        "org.freedesktop.portable1.Manager",
+    );
+    assert_eq!(
+        ours,
+        theirs,
+        "only ours: {:#?}\nonly v252: {:#?}",
+        ours.difference(&theirs).collect::<Vec<_>>(),
+        theirs.difference(&ours).collect::<Vec<_>>()
+    );
+    let (ok, image, err) = busctl(
+        &e.bus,
+        &[
+            "introspect",
+            "--xml-interface",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1/image/minimal_5f1",
+        ],
+    );
+    assert!(ok, "{err}");
+    let mut ours = signatures(&image, "org.freedesktop.portable1.Image");
+    let theirs = signatures(
+        &reference("/org/freedesktop/portable1/image/probe_5f1"),
+        "org.freedesktop.portable1.Image",
+    );
+    // Our one addition (docs/compatibility.md): the v254 spelling.
+    let added = ours
+        .iter()
+        .find(|s| s.starts_with("method ReattachWithExtensions "))
+        .cloned()
+        .expect("ReattachWithExtensions");
+    ours.remove(&added);
+    assert!(
+        ours.is_subset(&theirs) && theirs.is_subset(&ours),
+        "only ours: {:#?}\nonly v252: {:#?}",
+        ours.difference(&theirs).collect::<Vec<_>>(),
+        theirs.difference(&ours).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        added.replace("ReattachWithExtensions", "ReattacheWithExtensions"),
+        theirs
+            .iter()
+            .find(|s| s.starts_with("method ReattacheWithExtensions"))
+            .unwrap()
+            .clone()
+    );
+    assert_eq!(ours, theirs);
+    // The image node enumerates the images, as `busctl tree` shows.
+    let (ok, tree, _) = busctl(&e.bus, &["tree", "--list", "org.freedesktop.portable1"]);
+    assert!(ok);
+    assert!(
+        tree.contains("/org/freedesktop/portable1/image/minimal_5fsq"),
+        "{tree}"
+    );
+}
+
+#[test]
+fn busctl_calls() {
+    let e = env();
+    let (ok, out, err) = busctl(
+        &e.bus,
+        &[
+            "call",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1",
+            "org.freedesktop.portable1.Manager",
+            "GetImageState",
+            "s",
+            "minimal_1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "s \"detached\"");
+    let (ok, out, err) = busctl(
+        &e.bus,
+        &[
+            "call",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1",
+            "org.freedesktop.portable1.Manager",
+            "AttachImage",
+            "sassbs",
+            "minimal_1",
+            "1",
+            "minimal",
+            "trusted",
+            "false",
+            "copy",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("a(sss) 6 \"mkdir\" \"/etc/systemd/system.attached\" \"\""),
+        "{out}"
+    );
+    let (ok, out, _) = busctl(
+        &e.bus,
+        &[
+            "get-property",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1/image/minimal_5f1",
+            "org.freedesktop.portable1.Image",
+            "Type",
+        ],
+    );
+    assert!(ok);
+    assert_eq!(out.trim(), "s \"directory\"");
+    let (ok, _, err) = busctl(
+        &e.bus,
+        &[
+            "call",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1",
+            "org.freedesktop.portable1.Manager",
+            "DetachImage",
+            "sb",
+            "minimal_1",
+            "true",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("No unit files associated with 'minimal_1'"),
+        "{err}"
+    );
+    let (ok, _, err) = busctl(
+        &e.bus,
+        &[
+            "call",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1",
+            "org.freedesktop.portable1.Manager",
+            "DetachImage",
+            "sb",
+            "minimal_1",
+            "false",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(!e.s.join("/etc/systemd/system.attached").exists());
+}
+
+#[test]
+fn sigterm_is_a_clean_exit() {
+    let s = Scratch::new();
+    attach_host(&s);
+    let bus = PrivateBus::start();
+    let d = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_portctld")),
+        &bus,
+        s.path(),
+        &[],
+    );
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn exits_when_idle() {
+    let s = Scratch::new();
+    attach_host(&s);
+    let bus = PrivateBus::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portctld"))
+        .args([
+            "--bus-address",
+            &bus.address(),
+            "--root",
+            s.path().to_str().unwrap(),
+            "--idle-timeout",
+            "1",
+        ])
+        .env("PORTCTLD_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "portctld did not exit when idle"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
