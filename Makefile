@@ -1,33 +1,91 @@
-# Install portctl on a Debian host. DESTDIR and PREFIX are honoured.
+# Install portctl on a Debian host (as root). DESTDIR and PREFIX are honoured.
+#
+#   make install     build release binaries, install them and the unit, D-Bus, polkit,
+#                    tmpfiles and profile files; take org.freedesktop.portable1 over from
+#                    systemd-portabled (masking it) when that is installed
+#   make uninstall   remove all of it and give the name back to systemd-portabled
+#   make install-files BIN=target/debug
+#                    the same as install, from binaries built elsewhere (the tests use it)
 PREFIX ?= /usr/local
 DESTDIR ?=
-BINDIR = $(DESTDIR)$(PREFIX)/bin
-PROFILEDIR = $(DESTDIR)$(PREFIX)/lib/systemd/portable/profile
+BINDIR = $(PREFIX)/bin
+LIBEXECDIR = $(PREFIX)/libexec
+UNITDIR = $(PREFIX)/lib/systemd/system
+PROFILEDIR = $(PREFIX)/lib/systemd/portable/profile
+TMPFILESDIR = $(PREFIX)/lib/tmpfiles.d
+# dbus-daemon and polkit read these fixed places only.
+BUSPOLICYDIR = /etc/dbus-1/system.d
+BUSSERVICEDIR = /usr/share/dbus-1/system-services
+POLKITDIR = /usr/share/polkit-1/actions
 VENDOR_PROFILEDIR = /usr/lib/systemd/portable/profile
+ETCUNITDIR = /etc/systemd/system
+STATE = $(DESTDIR)/var/lib/portctl
 PROFILES = default nonetwork strict trusted
+LIVE = $(shell [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && echo yes)
 
-.PHONY: all build install uninstall
+.PHONY: all build install install-files uninstall
+BIN ?= target/release
 
 all: build
 
 build:
-	cargo build --release --locked
+	cargo build --release --locked -p portctl -p portctld
 
-# A profile goes under $(PREFIX) only when the host's systemd has none of that name, so that
-# 10-profile.conf links point where systemd-portabled's would.
-install: build
-	install -D -m 0755 target/release/portctl $(BINDIR)/portctl
-	install -D -m 0755 target/release/portctld $(BINDIR)/portctld
+install: build install-files
+
+install-files:
+	install -D -m 0755 $(BIN)/portctl $(DESTDIR)$(BINDIR)/portctl
+	install -D -m 0755 $(BIN)/portctld $(DESTDIR)$(LIBEXECDIR)/portctld
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|' systemd-units/portctld.service.in > $(DESTDIR)$(UNITDIR)/portctld.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/portctld.service
+	install -D -m 0644 systemd-units/org.freedesktop.portable1.conf $(DESTDIR)$(BUSPOLICYDIR)/portctl-org.freedesktop.portable1.conf
+	install -D -m 0644 systemd-units/portctl.tmpfiles $(DESTDIR)$(TMPFILESDIR)/portctl.conf
+	# The activation file and the polkit actions belong to systemd-container where it is
+	# installed (they are the same); ours go only where there are none.
+	[ -e $(BUSSERVICEDIR)/org.freedesktop.portable1.service ] || \
+		install -D -m 0644 systemd-units/org.freedesktop.portable1.service $(DESTDIR)$(BUSSERVICEDIR)/org.freedesktop.portable1.service
+	[ -e $(POLKITDIR)/org.freedesktop.portable1.policy ] || \
+		install -D -m 0644 systemd-units/org.freedesktop.portable1.policy $(DESTDIR)$(POLKITDIR)/portctl.policy
+	# A profile goes under $(PREFIX) only when the host's systemd has none of that name, so
+	# that 10-profile.conf links point where systemd-portabled's would.
 	for p in $(PROFILES); do \
-		if [ ! -e $(VENDOR_PROFILEDIR)/$$p/service.conf ]; then \
-			install -D -m 0644 systemd-units/profile/$$p/service.conf $(PROFILEDIR)/$$p/service.conf; \
-		fi; \
+		[ -e $(VENDOR_PROFILEDIR)/$$p/service.conf ] || \
+			install -D -m 0644 systemd-units/profile/$$p/service.conf $(DESTDIR)$(PROFILEDIR)/$$p/service.conf; \
 	done
+	# The bus name: our alias wins over systemd-portabled's (in /lib); mask portabled.
+	install -d $(DESTDIR)$(ETCUNITDIR) $(STATE)
+	ln -sfn $(UNITDIR)/portctld.service $(DESTDIR)$(ETCUNITDIR)/dbus-org.freedesktop.portable1.service
+	if [ -e /lib/systemd/system/systemd-portabled.service ] && [ ! -e $(DESTDIR)$(ETCUNITDIR)/systemd-portabled.service ]; then \
+		ln -s /dev/null $(DESTDIR)$(ETCUNITDIR)/systemd-portabled.service && touch $(STATE)/masked-systemd-portabled; \
+	fi
+ifeq ($(LIVE),yes)
+	-systemctl stop systemd-portabled.service 2>/dev/null
+	-systemctl daemon-reload
+	-systemd-tmpfiles --create $(TMPFILESDIR)/portctl.conf
+	-busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
+endif
 
 uninstall:
-	rm -f $(BINDIR)/portctl $(BINDIR)/portctld
+	-[ -z "$(LIVE)" ] || systemctl stop portctld.service
+	rm -f $(DESTDIR)$(BINDIR)/portctl $(DESTDIR)$(LIBEXECDIR)/portctld $(DESTDIR)$(UNITDIR)/portctld.service
+	rm -f $(DESTDIR)$(BUSPOLICYDIR)/portctl-org.freedesktop.portable1.conf $(DESTDIR)$(TMPFILESDIR)/portctl.conf
+	rm -f $(DESTDIR)$(POLKITDIR)/portctl.policy
+	if cmp -s systemd-units/org.freedesktop.portable1.service $(DESTDIR)$(BUSSERVICEDIR)/org.freedesktop.portable1.service && \
+	   ! dpkg -S $(BUSSERVICEDIR)/org.freedesktop.portable1.service >/dev/null 2>&1; then \
+		rm -f $(DESTDIR)$(BUSSERVICEDIR)/org.freedesktop.portable1.service; \
+	fi
 	for p in $(PROFILES); do \
-		if cmp -s systemd-units/profile/$$p/service.conf $(PROFILEDIR)/$$p/service.conf; then \
-			rm -f $(PROFILEDIR)/$$p/service.conf; rmdir $(PROFILEDIR)/$$p 2>/dev/null || true; \
+		if cmp -s systemd-units/profile/$$p/service.conf $(DESTDIR)$(PROFILEDIR)/$$p/service.conf; then \
+			rm -f $(DESTDIR)$(PROFILEDIR)/$$p/service.conf; rmdir $(DESTDIR)$(PROFILEDIR)/$$p 2>/dev/null || true; \
 		fi; \
 	done
+	rm -f $(DESTDIR)$(ETCUNITDIR)/dbus-org.freedesktop.portable1.service
+	# systemd-portabled's own alias (in /lib) answers for the bus name again.
+	if [ -e $(STATE)/masked-systemd-portabled ]; then \
+		rm -f $(DESTDIR)$(ETCUNITDIR)/systemd-portabled.service $(STATE)/masked-systemd-portabled; \
+	fi
+ifeq ($(LIVE),yes)
+	-systemctl daemon-reload
+	-busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
+endif
