@@ -616,3 +616,249 @@ fn exits_when_idle() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// busctl as user nobody (uid 65534), without capabilities.
+fn busctl_as_nobody(bus: &PrivateBus, args: &[&str]) -> (bool, String) {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "busctl",
+        ])
+        .arg(format!("--address={}", bus.address()))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn unprivileged_callers_read_but_do_not_change() {
+    let e = env();
+    // The private bus socket must be reachable for nobody.
+    Command::new("chmod")
+        .args(["a+rx", e.bus.dir().to_str().unwrap()])
+        .status()
+        .unwrap();
+    Command::new("chmod")
+        .arg("a+rw")
+        .arg(e.bus.dir().join("bus"))
+        .status()
+        .unwrap();
+    let call = |member: &str, sig: &str, args: &[&str]| {
+        let mut v = vec![
+            "call",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1",
+            "org.freedesktop.portable1.Manager",
+            member,
+            sig,
+        ];
+        v.extend_from_slice(args);
+        busctl_as_nobody(&e.bus, &v)
+    };
+    let (ok, out) = call("ListImages", "", &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("minimal_1"));
+    let (ok, out) = call("GetImageState", "s", &["minimal_1"]);
+    assert!(ok && out.contains("detached"), "{out}");
+    let (ok, out) = call("GetImageMetadata", "sas", &["minimal_1", "0"]);
+    assert!(ok, "by name, inspecting needs no authorization: {out}");
+    for (member, sig, args) in [
+        (
+            "AttachImage",
+            "sassbs",
+            vec!["minimal_1", "0", "default", "false", ""],
+        ),
+        ("DetachImage", "sb", vec!["minimal_1", "false"]),
+        (
+            "ReattachImage",
+            "sassbs",
+            vec!["minimal_1", "0", "default", "false", ""],
+        ),
+        ("RemoveImage", "s", vec!["minimal_1"]),
+        ("MarkImageReadOnly", "sb", vec!["minimal_1", "true"]),
+        ("SetImageLimit", "st", vec!["minimal_1", "1000"]),
+        ("SetPoolLimit", "t", vec!["1000"]),
+        (
+            "GetImageMetadata",
+            "sas",
+            vec!["/var/lib/portables/minimal_1", "0"],
+        ),
+    ] {
+        let (ok, out) = call(member, sig, &args);
+        assert!(!ok, "{member} must be refused");
+        assert!(out.contains("Access denied"), "{member}: {out}");
+    }
+    assert!(!e.s.join("/etc/systemd/system.attached").exists());
+    assert!(!e.s.join("/etc/portables").exists());
+    assert!(e.s.join("/var/lib/portables/minimal_1").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_calls_over_ten_images() {
+    let s = Scratch::new();
+    attach_host(&s);
+    for n in 0..10 {
+        let args = ["--prefix", &format!("app{n}")].map(String::from);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if n % 2 == 0 {
+            mkimage(&s.join(format!("/var/lib/portables/app{n}_1")), &args);
+        } else {
+            let mut a = vec!["--format", "squashfs"];
+            a.extend_from_slice(&args);
+            mkimage(&s.join(format!("/var/lib/portables/app{n}_1.raw")), &a);
+        }
+    }
+    let bus = PrivateBus::start();
+    let _d = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_portctld")),
+        &bus,
+        s.path(),
+        &[],
+    );
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        conns.push(conn(&bus).await);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..50usize {
+        let c = conns[i % 5].clone();
+        tasks.push(tokio::spawn(async move {
+            let m = ManagerProxy::new(&c).await.unwrap();
+            let image = format!("app{}_1", i % 10);
+            let prefix = format!("app{}", i % 10);
+            let a = m
+                .attach_image(&image, &[prefix.as_str()], "default", false, "")
+                .await;
+            let d = m.detach_image(&image, false).await;
+            (
+                a.map(|_| ()).map_err(|e| err_name(&e)),
+                d.map(|_| ()).map_err(|e| err_name(&e)),
+            )
+        }));
+    }
+    for t in tasks {
+        let (a, d) = t.await.unwrap();
+        if let Err(e) = &a {
+            assert!(e.starts_with("org.freedesktop.systemd1.UnitExists:"), "{e}");
+        }
+        if let Err(e) = &d {
+            assert!(e.starts_with("org.freedesktop.systemd1.NoSuchUnit:"), "{e}");
+        }
+    }
+    // Whatever the interleaving, each image is now either fully attached or detached.
+    let m = ManagerProxy::new(&conns[0]).await.unwrap();
+    for n in 0..10 {
+        let image = format!("app{n}_1");
+        let state = m.get_image_state(&image).await.unwrap();
+        let unit = s.join(format!("/etc/systemd/system.attached/app{n}-test.service"));
+        let dropin = s.join(format!(
+            "/etc/systemd/system.attached/app{n}-test.service.d/20-portable.conf"
+        ));
+        match state.as_str() {
+            "attached" => {
+                assert!(unit.exists() && dropin.exists());
+                m.detach_image(&image, false).await.unwrap();
+            }
+            "detached" => assert!(!unit.exists() && !dropin.exists()),
+            s => panic!("{image}: {s}"),
+        }
+    }
+    assert!(!s.join("/etc/systemd/system.attached").exists());
+    assert!(!s.join("/var/lib/portctl").exists(), "journal left behind");
+}
+
+#[test]
+fn interrupted_operations_are_recovered_at_start() {
+    let s = Scratch::new();
+    attach_host(&s);
+    mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
+    // Crash an attach after it staged everything (the engine's crash injection), ...
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        })
+        .join("portctl-engine-op");
+    if helper.exists() {
+        let st = Command::new(&helper)
+            .arg(s.path())
+            .args(["attach", "minimal_1"])
+            .env("PORTCTL_FAULT_AT", "7")
+            .status()
+            .unwrap();
+        assert!(!st.success());
+        assert!(
+            s.join("/var/lib/portctl/journal")
+                .read_dir()
+                .unwrap()
+                .next()
+                .is_some(),
+            "a journal is left"
+        );
+    } else {
+        // Without the helper, leave a journal of an attach that was staging by hand.
+        std::fs::create_dir_all(s.join("/var/lib/portctl/journal")).unwrap();
+        std::fs::create_dir_all(s.join("/etc/systemd/system.attached")).unwrap();
+        std::fs::write(
+            s.join("/etc/systemd/system.attached/.#portctl-1-0-0.new"),
+            "half",
+        )
+        .unwrap();
+        std::fs::write(
+            s.join("/var/lib/portctl/journal/1-0.json"),
+            r#"{"op":"attach","phase":"staging","created":["/etc/systemd/system.attached"],"steps":[{"step":"place","path":"/etc/systemd/system.attached/x.service","temp":".#portctl-1-0-0.new","backup":null,"staged":false}]}"#,
+        )
+        .unwrap();
+    }
+    // ... then start the daemon: it finishes or rolls back before it serves.
+    let bus = PrivateBus::start();
+    let _d = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_portctld")),
+        &bus,
+        s.path(),
+        &[],
+    );
+    assert!(
+        !s.join("/var/lib/portctl").exists(),
+        "journal not recovered"
+    );
+    let (ok, out, _) = busctl(
+        &bus,
+        &[
+            "call",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1",
+            "org.freedesktop.portable1.Manager",
+            "GetImageState",
+            "s",
+            "minimal_1",
+        ],
+    );
+    assert!(ok);
+    let attached = out.contains("\"attached\"");
+    let unit = s.join("/etc/systemd/system.attached/minimal-test.service");
+    assert_eq!(attached, unit.exists(), "{out}");
+    let leftovers: Vec<_> = std::fs::read_dir(s.join("/etc/systemd/system.attached"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().starts_with(".#"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

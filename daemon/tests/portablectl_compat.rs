@@ -204,3 +204,87 @@ fn portablectl_prints_the_same_against_portctld() {
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "attached");
     assert!(ok(&["detach", "minimal_1"]));
 }
+
+/// A caller that is not root goes through polkit: with a rule that allows it, it may attach;
+/// without one, it may not.
+#[test]
+fn polkit_decides_for_unprivileged_callers() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_portctld"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let b = SystemdBox::up("polkit");
+    let root = b.root();
+    images(&root);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let make = b.exec(&[
+        "make",
+        "-s",
+        "-C",
+        repo.to_str().unwrap(),
+        "install-files",
+        &format!("BIN={}", bin.display()),
+    ]);
+    assert!(
+        make.status.success(),
+        "{}",
+        String::from_utf8_lossy(&make.stderr)
+    );
+    let attach = |b: &SystemdBox| {
+        b.exec(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "busctl",
+            "--allow-interactive-authorization=no",
+            "call",
+            "org.freedesktop.portable1",
+            "/org/freedesktop/portable1",
+            "org.freedesktop.portable1.Manager",
+            "AttachImage",
+            "sassbs",
+            "minimal_1",
+            "1",
+            "minimal",
+            "default",
+            "false",
+            "",
+        ])
+    };
+    let denied = attach(&b);
+    assert!(!denied.status.success());
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        err.contains("Interactive authentication required") || err.contains("Access denied"),
+        "{err}"
+    );
+    let rules = root.join("etc/polkit-1/rules.d");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("50-portctl-test.rules"),
+        "polkit.addRule(function(action, subject) {\n  if (action.id.indexOf(\"org.freedesktop.portable1.\") == 0 && subject.user == \"nobody\")\n    return polkit.Result.YES;\n});\n",
+    )
+    .unwrap();
+    // polkitd watches its rules directory; give it a moment to load the rule.
+    let mut allowed = attach(&b);
+    for _ in 0..50 {
+        if allowed.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        allowed = attach(&b);
+    }
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    assert!(root
+        .join("etc/systemd/system.attached/minimal-test.service")
+        .exists());
+    let state = b.exec(&["portablectl", "is-attached", "minimal_1"]);
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "attached");
+}

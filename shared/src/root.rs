@@ -101,6 +101,8 @@ impl fmt::Debug for ImageRoot {
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+/// How often an openat2() that raced with a mount or rename is retried.
+const OPENAT2_RETRIES: usize = 64;
 
 fn is_missing(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
@@ -162,13 +164,16 @@ impl ImageRoot {
         } else {
             OFlags::CLOEXEC | OFlags::NOCTTY
         };
-        Ok(rustix::fs::openat2(
-            &self.fd,
-            path,
-            flags | extra,
-            Mode::empty(),
-            RESOLVE,
-        )?)
+        // With RESOLVE_IN_ROOT the kernel answers EAGAIN when any mount or rename happened
+        // while it resolved a "..": it cannot prove the walk stayed inside. Retry, as
+        // openat2(2) says; other threads mounting images make that common.
+        let mut attempts = 0;
+        loop {
+            match rustix::fs::openat2(&self.fd, path, flags | extra, Mode::empty(), RESOLVE) {
+                Err(rustix::io::Errno::AGAIN) if attempts < OPENAT2_RETRIES => attempts += 1,
+                r => return Ok(r?),
+            }
+        }
     }
 
     /// Opens `path` as an `O_PATH` fd, following symlinks inside the image.
@@ -244,7 +249,9 @@ impl ImageRoot {
         // Re-open the very inode we checked, for reading.
         let fd = rustix::fs::open(
             format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pfd)),
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            // No O_NONBLOCK: the inode was checked to be a regular file, and squashfs and
+            // others answer EAGAIN to non-blocking reads under load.
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
             Mode::empty(),
         )
         .map_err(io::Error::from)?;
