@@ -1,6 +1,9 @@
-//! portctl: the command-line client of portctl.
+//! portctl: the command-line client of portctl, compatible with systemd 252's portablectl.
 
+mod bus;
+mod format;
 mod validate;
+mod verbs;
 
 use std::process::ExitCode;
 
@@ -10,11 +13,63 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "portctl",
     version,
-    about = "Attach, detach and inspect portable service images"
+    about = "Attach, detach and inspect portable service images",
+    disable_help_subcommand = true
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Do not pipe output into a pager
+    #[arg(long, global = true)]
+    no_pager: bool,
+    /// Do not show the headers and footers
+    #[arg(long, global = true)]
+    no_legend: bool,
+    /// Do not ask for system passwords
+    #[arg(long, global = true)]
+    no_ask_password: bool,
+    /// Operate on remote host
+    #[arg(short = 'H', long, global = true, value_name = "[USER@]HOST")]
+    host: Option<String>,
+    /// Operate on local container
+    #[arg(short = 'M', long, global = true, value_name = "CONTAINER")]
+    machine: Option<String>,
+    /// Suppress informational messages
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Pick security profile for portable service
+    #[arg(short, long, global = true, default_value = "default")]
+    profile: String,
+    /// Pick copying or symlinking of resources (auto, copy, symlink, mixed)
+    #[arg(long, global = true, value_name = "MODE")]
+    copy: Option<String>,
+    /// Attach portable service until next reboot only
+    #[arg(long, global = true)]
+    runtime: bool,
+    /// Don't reload the system and service manager
+    #[arg(long, global = true)]
+    no_reload: bool,
+    /// When inspecting include unit and os-release file contents
+    #[arg(long, global = true)]
+    cat: bool,
+    /// Immediately enable/disable the portable service after attach/detach
+    #[arg(long, global = true)]
+    enable: bool,
+    /// Immediately start/stop the portable service after attach/before detach
+    #[arg(long, global = true)]
+    now: bool,
+    /// Don't block waiting for attach --now to complete
+    #[arg(long, global = true)]
+    no_block: bool,
+    /// Extension image
+    #[arg(long, global = true, value_name = "PATH")]
+    extension: Vec<String>,
+    /// Skip the checks for units on the host and for matching versions
+    #[arg(long, global = true)]
+    force: bool,
+    /// Connect to this bus instead of the system bus
+    #[arg(long, global = true, value_name = "ADDRESS")]
+    bus_address: Option<String>,
 }
 
 /// `--json=` formats.
@@ -26,7 +81,25 @@ pub enum JsonFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check an image against the portable-image requirements, offline (no daemon needed).
+    /// List available portable service images
+    List,
+    /// Attach the specified portable service image
+    Attach(verbs::ImageArgs),
+    /// Detach the specified portable service image
+    Detach(verbs::ImageArgs),
+    /// Reattach the specified portable service image
+    Reattach(verbs::ImageArgs),
+    /// Show details of specified portable service image
+    Inspect(verbs::ImageArgs),
+    /// Query if portable service image is attached
+    IsAttached(verbs::ImageArgs),
+    /// Mark or unmark portable service image read-only
+    ReadOnly(verbs::ImageArgs),
+    /// Remove a portable service image
+    Remove(verbs::ImageArgs),
+    /// Set image or pool size limit (disk quota)
+    SetLimit(verbs::ImageArgs),
+    /// Check an image against the portable-image requirements, offline (no daemon needed)
     Validate(validate::Args),
 }
 
@@ -38,14 +111,38 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Validate(args) => validate::run(args),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                ErrorKind::InvalidSubcommand => {
+                    let verb = e
+                        .get(clap::error::ContextKind::InvalidSubcommand)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default();
+                    eprintln!("Unknown command verb {verb}.");
+                    ExitCode::FAILURE
+                }
+                _ => {
+                    let _ = e.print();
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    let result = match &cli.command {
+        Some(Command::Validate(args)) => validate::run(args),
+        command => verbs::run(&cli, command),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            // Engine errors carry their causes in their messages already.
+            // Engine and daemon errors carry their causes in their messages already.
             eprintln!("{e}");
             ExitCode::FAILURE
         }

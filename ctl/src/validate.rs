@@ -1,10 +1,10 @@
 //! `portctl validate IMAGE [PREFIX...]`: the compliance report, offline.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use portctl_engine::compliance::{self, Report, Status};
-use portctl_engine::{names, Host};
+use portctl_engine::Host;
 use serde::Serialize;
 
 use crate::JsonFormat;
@@ -27,25 +27,6 @@ pub struct Args {
     root: PathBuf,
 }
 
-/// portablectl's `determine_image`: a valid image name is sent as a name (with a warning when a
-/// file of that name is in the working directory); anything else is made absolute and
-/// canonical.
-pub fn determine_image(arg: &str) -> anyhow::Result<String> {
-    if names::image_name_is_valid(arg.as_bytes()) && !arg.contains('/') {
-        if Path::new(arg).exists() {
-            eprintln!(
-                "Ambiguous invocation: current working directory contains file matching non-path argument '{arg}', ignoring. Prefix argument with './' to force reference to file in current working directory."
-            );
-        }
-        return Ok(arg.to_string());
-    }
-    let path = std::fs::canonicalize(arg)
-        .map_err(|e| anyhow::anyhow!("Cannot normalize specified image path '{arg}': {e}"))?;
-    path.into_os_string()
-        .into_string()
-        .map_err(|p| anyhow::anyhow!("Image path '{}' is not valid UTF-8", p.to_string_lossy()))
-}
-
 #[derive(Serialize)]
 struct JsonReport<'a> {
     compliant: bool,
@@ -53,10 +34,10 @@ struct JsonReport<'a> {
     report: &'a Report,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let host = Host::new(&args.root)
         .map_err(|e| anyhow::anyhow!("Cannot open root directory {}: {e}", args.root.display()))?;
-    let image_arg = determine_image(&args.image)?;
+    let image_arg = crate::verbs::determine_image(&args.image, false)?;
     let image = host.find_image(&image_arg)?;
     let profile = host.service_profile(&args.profile)?;
     let opened = host.open_image_with(&image, false)?;

@@ -107,10 +107,14 @@ fn images(root: &Path) {
 }
 
 fn run_script(b: &SystemdBox) -> Vec<(String, String, String, Option<i32>)> {
+    run_script_with(b, "portablectl")
+}
+
+fn run_script_with(b: &SystemdBox, client: &str) -> Vec<(String, String, String, Option<i32>)> {
     SCRIPT
         .iter()
         .map(|args| {
-            let mut cmd = vec!["portablectl", "--no-pager", "--no-ask-password"];
+            let mut cmd = vec![client, "--no-pager", "--no-ask-password"];
             cmd.extend_from_slice(args);
             let out = b.exec(&cmd);
             (

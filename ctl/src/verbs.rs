@@ -1,0 +1,496 @@
+//! The verbs of portablectl 252, with its argument handling, output and exit codes
+//! (section 3 of the reference).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use portctl_dbus::proxy::{ChangeEntry, ManagerProxy};
+use portctl_engine::names;
+use portctl_engine::os_release::OsRelease;
+use zbus::Connection;
+
+use crate::{bus, format, Cli, Command};
+
+/// What `GetImageMetadataWithExtensions` returns: path, os-release, extension releases, units.
+type Metadata = (
+    String,
+    Vec<u8>,
+    HashMap<String, Vec<u8>>,
+    HashMap<String, Vec<u8>>,
+);
+
+#[derive(clap::Args)]
+pub struct ImageArgs {
+    /// IMAGE [PREFIX...] (the verb decides)
+    args: Vec<String>,
+}
+
+/// portablectl's `determine_image`: a valid image name is passed on as a name (with a
+/// warning when the working directory holds a file of that name); anything else is made an
+/// absolute, normalized path (symlinks resolved when it exists).
+pub fn determine_image(arg: &str, quiet: bool) -> anyhow::Result<String> {
+    if names::image_name_is_valid(arg.as_bytes()) && !arg.contains('/') {
+        if Path::new(arg).exists() && !quiet {
+            eprintln!(
+                "Ambiguous invocation: current working directory contains file matching non-path argument '{arg}', ignoring. Prefix argument with './' to force reference to file in current working directory."
+            );
+        }
+        return Ok(arg.to_string());
+    }
+    let path = match std::fs::canonicalize(arg) {
+        Ok(p) => p,
+        Err(_) => {
+            let abs = std::env::current_dir()
+                .map_err(|e| anyhow!("Cannot normalize specified image path '{arg}': {e}"))?
+                .join(arg);
+            let mut out = PathBuf::from("/");
+            for c in abs.components() {
+                match c {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::Normal(n) => out.push(n),
+                    _ => {}
+                }
+            }
+            out
+        }
+    };
+    path.into_os_string()
+        .into_string()
+        .map_err(|p| anyhow!("Image path '{}' is not valid UTF-8", p.to_string_lossy()))
+}
+
+/// portablectl's `determine_matches`: the prefixes given, or the image name cut at the first
+/// `_` (without `.raw`); `-` alone means all units (inspect only).
+fn determine_matches(
+    image: &str,
+    prefixes: &[String],
+    allow_any: bool,
+    quiet: bool,
+) -> anyhow::Result<Vec<String>> {
+    if prefixes.is_empty() {
+        let prefix = names::default_prefix(image).ok_or_else(|| {
+            anyhow!("Failed to extract prefix of image name '{image}': Invalid argument")
+        })?;
+        if !quiet {
+            eprintln!("(Matching unit files with prefix '{prefix}'.)");
+        }
+        return Ok(vec![prefix]);
+    }
+    if prefixes.len() == 1 && prefixes[0] == "-" {
+        if !allow_any {
+            bail!("Refusing all unit file match.");
+        }
+        if !quiet {
+            eprintln!("(Matching all unit files.)");
+        }
+        return Ok(Vec::new());
+    }
+    if !quiet {
+        let list = prefixes
+            .iter()
+            .map(|p| format!("'{p}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        eprintln!("(Matching unit files with prefixes {list}.)");
+    }
+    Ok(prefixes.to_vec())
+}
+
+fn print_changes(changes: &[ChangeEntry], quiet: bool) {
+    if quiet {
+        return;
+    }
+    for (kind, path, source) in changes {
+        match kind.as_str() {
+            "symlink" => eprintln!("Created symlink {path} \u{2192} {source}."),
+            "copy" if source.is_empty() => eprintln!("Copied {path}."),
+            "copy" => eprintln!("Copied {source} \u{2192} {path}."),
+            "unlink" => eprintln!("Removed {path}."),
+            "write" => eprintln!("Written {path}."),
+            "mkdir" => eprintln!("Created directory {path}."),
+            _ => eprintln!("Unexpected change: {kind}/{path}/{source}"),
+        }
+    }
+}
+
+fn copy_mode(cli: &Cli) -> anyhow::Result<Option<&'static str>> {
+    Ok(Some(match cli.copy.as_deref() {
+        None | Some("auto") => "",
+        Some("copy") => "copy",
+        Some("symlink") => "symlink",
+        Some("mixed") => "mixed",
+        Some("help") => return Ok(None),
+        Some(other) => bail!("Failed to parse --copy= argument: {other}"),
+    }))
+}
+
+/// systemd's `parse_size` (base 1024), and `-`, `none`, `infinity` for no limit.
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    if matches!(s, "-" | "none" | "infinity") {
+        return Ok(u64::MAX);
+    }
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, suffix) = t.split_at(split);
+    let factor: u64 = match suffix.trim() {
+        "" | "B" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        "P" => 1 << 50,
+        "E" => 1 << 60,
+        _ => bail!("Failed to parse size '{s}': Invalid argument"),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("Failed to parse size '{s}': Invalid argument"))?;
+    let bytes = value * factor as f64;
+    if !(0.0..1.8e19).contains(&bytes) {
+        bail!("Failed to parse size '{s}': Numerical result out of range");
+    }
+    Ok(bytes as u64)
+}
+
+fn parse_boolean(s: &str) -> anyhow::Result<bool> {
+    match s {
+        "1" | "yes" | "y" | "true" | "t" | "on" => Ok(true),
+        "0" | "no" | "n" | "false" | "f" | "off" => Ok(false),
+        _ => bail!("Failed to parse read-only boolean: {s}"),
+    }
+}
+
+fn args_between(a: &ImageArgs, min: usize, max: usize) -> anyhow::Result<&[String]> {
+    if a.args.len() < min {
+        bail!("Too few arguments.");
+    }
+    if a.args.len() > max {
+        bail!("Too many arguments.");
+    }
+    Ok(&a.args)
+}
+
+fn flags(cli: &Cli) -> u64 {
+    u64::from(cli.runtime) | if cli.force { 2 | 4 } else { 0 }
+}
+
+pub fn run(cli: &Cli, command: &Option<Command>) -> anyhow::Result<ExitCode> {
+    // --profile=help and --copy=help answer before anything else, as portablectl does.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        if cli.profile == "help" {
+            let conn = bus::connect(cli).await?;
+            let m = ManagerProxy::new(&conn).await?;
+            let profiles = m
+                .profiles()
+                .await
+                .map_err(|e| anyhow!("Failed to acquire list of profiles: {}", bus::message(e)))?;
+            eprintln!("Available unit profiles:");
+            for p in profiles {
+                println!("{p}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if copy_mode(cli)?.is_none() {
+            for m in ["auto", "copy", "symlink", "mixed"] {
+                println!("{m}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !names::filename_is_valid(cli.profile.as_bytes()) {
+            bail!("Unit profile name not valid: {}", cli.profile);
+        }
+        let conn = bus::connect(cli).await?;
+        match command {
+            None | Some(Command::List) => list(cli, &conn).await,
+            Some(Command::Attach(a)) => attach(cli, &conn, a).await,
+            Some(Command::Detach(a)) => detach(cli, &conn, a).await,
+            Some(Command::Reattach(a)) => reattach(cli, &conn, a).await,
+            Some(Command::Inspect(a)) => inspect(cli, &conn, a).await,
+            Some(Command::IsAttached(a)) => is_attached(cli, &conn, a).await,
+            Some(Command::ReadOnly(a)) => read_only(cli, &conn, a).await,
+            Some(Command::Remove(a)) => remove(cli, &conn, a).await,
+            Some(Command::SetLimit(a)) => set_limit(cli, &conn, a).await,
+            Some(Command::Validate(_)) => unreachable!("validate runs offline"),
+        }
+    })
+}
+
+async fn list(cli: &Cli, conn: &Connection) -> anyhow::Result<ExitCode> {
+    let m = ManagerProxy::new(conn).await?;
+    let mut images = m
+        .list_images()
+        .await
+        .map_err(|e| anyhow!("Failed to list images: {}", bus::message(e)))?;
+    images.sort_by(|a, b| a.0.cmp(&b.0));
+    if images.is_empty() {
+        if !cli.no_legend {
+            println!("No images.");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|(name, kind, ro, crtime, mtime, usage, state, _)| {
+            vec![
+                name.clone(),
+                kind.clone(),
+                if *ro { "yes" } else { "no" }.to_string(),
+                format::timestamp(*crtime),
+                format::timestamp(*mtime),
+                format::bytes(*usage),
+                state.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        format::table(
+            &["NAME", "TYPE", "RO", "CRTIME", "MTIME", "USAGE", "STATE"],
+            &rows,
+            !cli.no_legend
+        )
+    );
+    if !cli.no_legend {
+        println!("\n{} images listed.", images.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+    let args = args_between(a, 1, usize::MAX)?;
+    let image = determine_image(&args[0], cli.quiet)?;
+    let matches = determine_matches(&image, &args[1..], false, cli.quiet)?;
+    let copy = copy_mode(cli)?.unwrap_or_default();
+    let m = ManagerProxy::new(conn).await?;
+    let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
+    let (method, result) = if cli.extension.is_empty() && !cli.force {
+        (
+            "AttachImage",
+            m.attach_image(&image, &matches, &cli.profile, cli.runtime, copy)
+                .await,
+        )
+    } else {
+        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        (
+            "AttachImageWithExtensions",
+            m.attach_image_with_extensions(&image, &exts, &matches, &cli.profile, copy, flags(cli))
+                .await,
+        )
+    };
+    let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
+    print_changes(&changes, cli.quiet);
+    if !cli.no_reload {
+        bus::reload(conn).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+    let args = args_between(a, 1, usize::MAX)?;
+    let image = determine_image(&args[0], cli.quiet)?;
+    let m = ManagerProxy::new(conn).await?;
+    let (method, result) = if cli.extension.is_empty() && !cli.force {
+        ("DetachImage", m.detach_image(&image, cli.runtime).await)
+    } else {
+        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        (
+            "DetachImageWithExtensions",
+            m.detach_image_with_extensions(&image, &exts, flags(cli))
+                .await,
+        )
+    };
+    let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
+    print_changes(&changes, cli.quiet);
+    if !cli.no_reload {
+        bus::reload(conn).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+    let args = args_between(a, 1, usize::MAX)?;
+    let image = determine_image(&args[0], cli.quiet)?;
+    let matches = determine_matches(&image, &args[1..], false, cli.quiet)?;
+    let copy = copy_mode(cli)?.unwrap_or_default();
+    let m = ManagerProxy::new(conn).await?;
+    let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
+    let (method, result) = if cli.extension.is_empty() && !cli.force {
+        (
+            "ReattachImage",
+            m.reattach_image(&image, &matches, &cli.profile, cli.runtime, copy)
+                .await,
+        )
+    } else {
+        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        (
+            "ReattachImageWithExtensions",
+            m.reattach_image_with_extensions(
+                &image,
+                &exts,
+                &matches,
+                &cli.profile,
+                copy,
+                flags(cli),
+            )
+            .await,
+        )
+    };
+    let (removed, updated) = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
+    print_changes(&removed, cli.quiet);
+    print_changes(&updated, cli.quiet);
+    if !cli.no_reload {
+        bus::reload(conn).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn field<'a>(o: &'a OsRelease, key: &str) -> &'a str {
+    o.non_empty(key).unwrap_or("n/a")
+}
+
+async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+    let args = args_between(a, 1, usize::MAX)?;
+    let image = determine_image(&args[0], cli.quiet)?;
+    let matches = determine_matches(&image, &args[1..], true, cli.quiet)?;
+    let m = ManagerProxy::new(conn).await?;
+    let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
+    // v252 loses the unit list with --force and no extension (section 3.3): not here.
+    let (path, os_release, extensions, units): Metadata = if cli.extension.is_empty() && !cli.force
+    {
+        let (p, o, u) = m
+            .get_image_metadata(&image, &matches)
+            .await
+            .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?;
+        (p, o, HashMap::new(), u)
+    } else {
+        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        m.get_image_metadata_with_extensions(&image, &exts, &matches, if cli.force { 4 } else { 0 })
+            .await
+            .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?
+    };
+    let units: BTreeMap<String, Vec<u8>> = units.into_iter().collect();
+    let mut out = String::new();
+    if cli.cat {
+        out.push_str("-- OS Release: --\n");
+        out.push_str(&String::from_utf8_lossy(&os_release));
+        for (name, data) in &extensions {
+            out.push_str(&format!(
+                "\n-- Extension Release: {name} --\n{}",
+                String::from_utf8_lossy(data)
+            ));
+        }
+        for (name, data) in &units {
+            out.push_str(&format!(
+                "\n-- Unit file: {name} --\n{}",
+                String::from_utf8_lossy(data)
+            ));
+        }
+    } else {
+        let osr = OsRelease::parse(&os_release);
+        out.push_str(&format!(
+            "Image:\n\t{path}\nPortable Service:\n\t{}\nOperating System:\n\t{}\n",
+            field(&osr, "PORTABLE_PRETTY_NAME"),
+            field(&osr, "PRETTY_NAME")
+        ));
+        for (name, data) in &extensions {
+            let e = OsRelease::parse(data);
+            out.push_str(&format!(
+                "Extension:\n\t{name}\n\tExtension Scope:\n\t\t{}\n\tExtension Compatibility Level:\n\t\t{}\n\tPortable Service:\n\t\t{}\n\tPortable Prefixes:\n\t\t{}\n\tOperating System:\n\t\t{} ({} {})\n",
+                field(&e, "SYSEXT_SCOPE"),
+                field(&e, "SYSEXT_LEVEL"),
+                field(&e, "PORTABLE_PRETTY_NAME"),
+                field(&e, "PORTABLE_PREFIXES"),
+                field(&e, "PRETTY_NAME"),
+                field(&e, "ID"),
+                field(&e, "VERSION_ID"),
+            ));
+        }
+        if !units.is_empty() {
+            out.push_str("Unit files:\n");
+            for name in units.keys() {
+                out.push_str(&format!("\t{name}\n"));
+            }
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn is_attached(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+    let args = args_between(a, 1, 1)?;
+    let image = determine_image(&args[0], cli.quiet)?;
+    let m = ManagerProxy::new(conn).await?;
+    let state = if cli.extension.is_empty() {
+        m.get_image_state(&image).await
+    } else {
+        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        m.get_image_state_with_extensions(&image, &exts, 0).await
+    }
+    .map_err(|e| anyhow!("Failed to get image state: {}", bus::message(e)))?;
+    if !cli.quiet {
+        println!("{state}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn read_only(_cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+    let args = args_between(a, 1, 2)?;
+    let ro = match args.get(1) {
+        Some(b) => parse_boolean(b)?,
+        None => true,
+    };
+    let m = ManagerProxy::new(conn).await?;
+    m.mark_image_read_only(&args[0], ro)
+        .await
+        .map_err(|e| anyhow!("Could not mark image read-only: {}", bus::message(e)))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn remove(_cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+    let args = args_between(a, 1, usize::MAX)?;
+    let m = ManagerProxy::new(conn).await?;
+    for image in args {
+        m.remove_image(image)
+            .await
+            .map_err(|e| anyhow!("Could not remove image: {}", bus::message(e)))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_limit(_cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+    let args = args_between(a, 1, 2)?;
+    let m = ManagerProxy::new(conn).await?;
+    let r = match args {
+        [bytes] => m.set_pool_limit(parse_size(bytes)?).await,
+        [image, bytes] => m.set_image_limit(image, parse_size(bytes)?).await,
+        _ => unreachable!(),
+    };
+    r.map_err(|e| anyhow!("Could not set limit: {}", bus::message(e)))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_booleans() {
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1.5K").unwrap(), 1536);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("infinity").unwrap(), u64::MAX);
+        assert!(parse_size("1X").is_err());
+        assert!(parse_boolean("yes").unwrap());
+        assert!(!parse_boolean("off").unwrap());
+        assert!(parse_boolean("maybe").is_err());
+    }
+}
