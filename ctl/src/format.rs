@@ -91,7 +91,7 @@ mod tests {
         let rows = vec![vec!["a".to_string(), "".to_string(), "x".to_string()]];
         assert_eq!(
             table(&["NAME", "USAGE", "STATE"], &rows, true),
-            "NAME USAGE STATE\na           x\n"
+            "NAME USAGE STATE\na          x\n"
         );
         assert_eq!(table(&["NAME", "USAGE", "STATE"], &rows, false), "a   x\n");
     }
