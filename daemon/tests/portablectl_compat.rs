@@ -142,6 +142,12 @@ fn portablectl_prints_the_same_against_portctld() {
     let root = b.root();
     images(&root);
     let reference = run_script(&b);
+    let who = b.exec(&["systemctl", "is-active", "systemd-portabled.service"]);
+    assert_eq!(
+        String::from_utf8_lossy(&who.stdout).trim(),
+        "active",
+        "the reference must be systemd-portabled"
+    );
 
     // Install portctld in the box as an admin would, and let D-Bus activation start it.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -206,6 +212,25 @@ fn portablectl_prints_the_same_against_portctld() {
     assert!(ok(&["reattach", "minimal_1"]));
     let state = b.exec(&["portablectl", "is-attached", "minimal_1"]);
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "attached");
+    assert!(ok(&["detach", "minimal_1"]));
+
+    // make uninstall gives the name back to systemd-portabled.
+    let un = b.exec(&["make", "-s", "-C", repo.to_str().unwrap(), "uninstall"]);
+    assert!(
+        un.status.success(),
+        "make uninstall: {}",
+        String::from_utf8_lossy(&un.stderr)
+    );
+    let _ = b.exec(&["systemctl", "stop", "portctld.service"]);
+    let enabled = b.exec(&["systemctl", "is-enabled", "systemd-portabled.service"]);
+    assert_ne!(String::from_utf8_lossy(&enabled.stdout).trim(), "masked");
+    assert!(!root.join("usr/local/libexec/portctld").exists());
+    assert!(
+        ok(&["attach", "minimal_1"]),
+        "systemd-portabled serves again"
+    );
+    let who = b.exec(&["systemctl", "is-active", "systemd-portabled.service"]);
+    assert_eq!(String::from_utf8_lossy(&who.stdout).trim(), "active");
     assert!(ok(&["detach", "minimal_1"]));
 }
 
