@@ -931,8 +931,11 @@ pub struct Metadata {
 }
 
 impl Host {
-    /// The image's os-release and its unit files matching `matches` (all when empty).
-    pub fn image_metadata(&self, arg: &str, matches: &[String]) -> Result<Metadata> {
+    /// Opens an image and reads its os-release (which it must have).
+    fn open_with_release(
+        &self,
+        arg: &str,
+    ) -> Result<(Image, crate::ImageRoot, crate::os_release::ReleaseFile)> {
         let image = self.find_image(arg)?;
         let root = self.open_image(&image)?;
         let release = read_os_release(&root)
@@ -943,6 +946,12 @@ impl Host {
             .ok_or_else(|| {
                 Error::InvalidArgs(format!("Image '{arg}' lacks os-release data, refusing."))
             })?;
+        Ok((image, root, release))
+    }
+
+    /// The image's os-release and its unit files matching `matches` (all when empty).
+    pub fn image_metadata(&self, arg: &str, matches: &[String]) -> Result<Metadata> {
+        let (image, root, release) = self.open_with_release(arg)?;
         let units = find_units(&root, matches).map_err(|source| Error::Unit {
             image: image.name.clone(),
             source,
@@ -956,16 +965,6 @@ impl Host {
 
     /// The key/value pairs of the image's os-release.
     pub fn image_os_release(&self, arg: &str) -> Result<Vec<(String, String)>> {
-        let image = self.find_image(arg)?;
-        let root = self.open_image(&image)?;
-        let release = read_os_release(&root)
-            .map_err(|source| Error::OsRelease {
-                image: image.name.clone(),
-                source,
-            })?
-            .ok_or_else(|| {
-                Error::InvalidArgs(format!("Image '{arg}' lacks os-release data, refusing."))
-            })?;
-        Ok(release.parsed.pairs)
+        Ok(self.open_with_release(arg)?.2.parsed.pairs)
     }
 }

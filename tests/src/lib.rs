@@ -254,6 +254,19 @@ impl Drop for SystemdBox {
     }
 }
 
+/// A change list as `type path source` lines (source left out when empty), the form
+/// [`parse_portablectl_changes`] gives too.
+pub fn change_lines(changes: &[portctl_engine::portable::Change]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|c| {
+            format!("{} {} {}", c.kind.as_str(), c.path, c.source)
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
 /// Turns portablectl's change messages (stderr) back into `(type, path, source)` lines.
 pub fn parse_portablectl_changes(stderr: &str) -> Vec<String> {
     let mut out = Vec::new();

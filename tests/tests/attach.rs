@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use portctl_engine::portable::{AttachOptions, Change, CopyMode, Offline, ServiceManager};
+use portctl_engine::portable::{AttachOptions, CopyMode, Offline, ServiceManager};
 use portctl_engine::{Error, Host};
 use portctl_tests::{attach_host, mkimage, set_immutable, snapshot, Scratch};
 
@@ -17,16 +17,7 @@ fn opts(profile: &str, runtime: bool, copy: CopyMode) -> AttachOptions {
     }
 }
 
-fn list(changes: &[Change]) -> Vec<String> {
-    changes
-        .iter()
-        .map(|c| {
-            format!("{} {} {}", c.kind.as_str(), c.path, c.source)
-                .trim_end()
-                .to_string()
-        })
-        .collect()
-}
+use portctl_tests::change_lines as list;
 
 const STATE_DIRS: [&str; 5] = [
     "/etc/systemd/system.attached",

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use portctl_engine::portable::{AttachOptions, Change, CopyMode, Offline};
+use portctl_engine::portable::{AttachOptions, CopyMode, Offline};
 use portctl_engine::Host;
 use portctl_tests::{mkimage, parse_portablectl_changes, snapshot, SystemdBox};
 
@@ -30,16 +30,7 @@ fn tree(root: &Path) -> Vec<String> {
     t
 }
 
-fn list(changes: &[Change]) -> Vec<String> {
-    changes
-        .iter()
-        .map(|c| {
-            format!("{} {} {}", c.kind.as_str(), c.path, c.source)
-                .trim_end()
-                .to_string()
-        })
-        .collect()
-}
+use portctl_tests::change_lines as list;
 
 struct Case {
     what: &'static str,
