@@ -2,6 +2,7 @@
 
 mod bus;
 mod format;
+mod pid1;
 mod validate;
 mod verbs;
 

@@ -11,6 +11,7 @@ use portctl_engine::names;
 use portctl_engine::os_release::OsRelease;
 use zbus::Connection;
 
+use crate::pid1::{self, Jobs};
 use crate::{bus, format, Cli, Command};
 
 /// What `GetImageMetadataWithExtensions` returns: path, os-release, extension releases, units.
@@ -100,7 +101,7 @@ fn determine_matches(
     Ok(prefixes.to_vec())
 }
 
-fn print_changes(changes: &[ChangeEntry], quiet: bool) {
+pub fn print_changes(changes: &[ChangeEntry], quiet: bool) {
     if quiet {
         return;
     }
@@ -291,6 +292,30 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     if !cli.no_reload {
         bus::reload(conn).await;
     }
+    if cli.enable || cli.now {
+        let mut jobs = Jobs::subscribe(conn).await?;
+        for (_, path, _) in changes
+            .iter()
+            .filter(|(k, p, _)| k != "unlink" && pid1::is_unit_change(k, p))
+        {
+            if cli.enable {
+                pid1::enable(conn, path, cli.runtime, cli.quiet).await;
+            }
+            if cli.now {
+                pid1::job(
+                    conn,
+                    "StartUnit",
+                    pid1::unit_name(path),
+                    &mut jobs,
+                    cli.quiet,
+                )
+                .await;
+            }
+        }
+        if !cli.no_block {
+            jobs.wait().await;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -298,6 +323,31 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     let args = args_between(a, 1, usize::MAX)?;
     let image = determine_image(&args[0], cli.quiet)?;
     let m = ManagerProxy::new(conn).await?;
+    if cli.enable || cli.now {
+        // The units to stop and disable come from the image's metadata (the detach call
+        // itself takes no prefixes).
+        let matches = determine_matches(&image, &args[1..], true, cli.quiet)?;
+        let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
+        let (_, _, units) = m
+            .get_image_metadata(&image, &matches)
+            .await
+            .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?;
+        let mut names: Vec<&String> = units.keys().collect();
+        names.sort();
+        let mut jobs = Jobs::subscribe(conn).await?;
+        for name in &names {
+            if cli.now {
+                pid1::job(conn, "StopUnit", name, &mut jobs, cli.quiet).await;
+            }
+        }
+        // Stop jobs are always waited for.
+        jobs.wait().await;
+        if cli.enable {
+            for name in &names {
+                pid1::disable(conn, name, cli.runtime, cli.quiet).await;
+            }
+        }
+    }
     let (method, result) = if cli.extension.is_empty() && !cli.force {
         ("DetachImage", m.detach_image(&image, cli.runtime).await)
     } else {
@@ -349,6 +399,45 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
     print_changes(&updated, cli.quiet);
     if !cli.no_reload {
         bus::reload(conn).await;
+    }
+    if cli.enable || cli.now {
+        let mut jobs = Jobs::subscribe(conn).await?;
+        if cli.now {
+            for (_, path, _) in removed
+                .iter()
+                .filter(|(k, p, _)| k == "unlink" && pid1::is_unit_change(k, p))
+            {
+                pid1::job(
+                    conn,
+                    "StopUnit",
+                    pid1::unit_name(path),
+                    &mut jobs,
+                    cli.quiet,
+                )
+                .await;
+            }
+        }
+        for (_, path, _) in updated
+            .iter()
+            .filter(|(k, p, _)| k != "unlink" && pid1::is_unit_change(k, p))
+        {
+            if cli.enable {
+                pid1::enable(conn, path, cli.runtime, cli.quiet).await;
+            }
+            if cli.now {
+                pid1::job(
+                    conn,
+                    "RestartUnit",
+                    pid1::unit_name(path),
+                    &mut jobs,
+                    cli.quiet,
+                )
+                .await;
+            }
+        }
+        if !cli.no_block {
+            jobs.wait().await;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -419,3 +419,46 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+impl SystemdBox {
+    /// Installs portctl from the binaries in `bin` with the project's install target, and
+    /// checks that D-Bus activation starts portctld (showing its journal if not).
+    pub fn install_portctl(&self, bin: &Path) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        assert!(
+            bin.join("portctl").exists() && bin.join("portctld").exists(),
+            "{} lacks portctl or portctld: build the workspace first",
+            bin.display()
+        );
+        let make = self.exec(&[
+            "make",
+            "-s",
+            "-C",
+            repo.to_str().unwrap(),
+            "install-files",
+            &format!("BIN={}", bin.display()),
+        ]);
+        assert!(
+            make.status.success(),
+            "make install-files: {}",
+            String::from_utf8_lossy(&make.stderr)
+        );
+        let start = self.exec(&[
+            "systemctl",
+            "start",
+            "dbus-org.freedesktop.portable1.service",
+        ]);
+        if !start.status.success() {
+            panic!(
+                "portctld does not start in the box:\n{}",
+                self.journal("portctld.service")
+            );
+        }
+    }
+
+    /// The journal of a unit, as text.
+    pub fn journal(&self, unit: &str) -> String {
+        let out = self.exec(&["journalctl", "--no-pager", "-o", "cat", "-u", unit]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}

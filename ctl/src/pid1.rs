@@ -1,0 +1,141 @@
+//! What portablectl asks of PID 1 after attaching, detaching or reattaching (section 3.5):
+//! enable and disable unit files, start, stop and restart units, and wait for their jobs.
+
+use std::collections::BTreeSet;
+
+use anyhow::anyhow;
+use futures_util::StreamExt;
+use portctl_dbus::proxy::ChangeEntry;
+use zbus::{Connection, MatchRule, MessageStream, OwnedObjectPath};
+
+use crate::bus;
+
+const DEST: &str = "org.freedesktop.systemd1";
+const PATH: &str = "/org/freedesktop/systemd1";
+const IFACE: &str = "org.freedesktop.systemd1.Manager";
+/// `UNIT_FILE_PORTABLE`, and `UNIT_FILE_RUNTIME`.
+const FLAG_PORTABLE: u64 = 1 << 2;
+const FLAG_RUNTIME: u64 = 1 << 0;
+
+const UNIT_SUFFIXES: [&str; 5] = [".service", ".target", ".socket", ".path", ".timer"];
+
+/// Whether a change path names a unit file (not a drop-in or an image).
+pub fn is_unit_change(kind: &str, path: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    matches!(kind, "symlink" | "copy" | "unlink")
+        && !path.contains(".d/")
+        && UNIT_SUFFIXES.iter().any(|s| base.ends_with(s))
+        && !path.starts_with("/etc/portables")
+        && !path.starts_with("/run/portables")
+}
+
+pub fn unit_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Collects the jobs PID 1 reports as finished.
+pub struct Jobs {
+    stream: MessageStream,
+    pending: BTreeSet<String>,
+}
+
+impl Jobs {
+    /// Subscribes before any job is queued, so that no `JobRemoved` is missed.
+    pub async fn subscribe(conn: &Connection) -> anyhow::Result<Self> {
+        let rule = MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender(DEST)
+            .interface(IFACE)
+            .member("JobRemoved")
+            .build()?;
+        let stream =
+            MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(64)).await?;
+        conn.call_method(Some(DEST), PATH, Some(IFACE), "Subscribe", &())
+            .await?;
+        Ok(Self {
+            stream,
+            pending: BTreeSet::new(),
+        })
+    }
+
+    pub fn add(&mut self, job: OwnedObjectPath) {
+        self.pending.insert(job.to_string());
+    }
+
+    /// Waits for every job added; reports the ones that did not end in "done".
+    pub async fn wait(mut self) {
+        while !self.pending.is_empty() {
+            let Some(Ok(msg)) = self.stream.next().await else {
+                break;
+            };
+            let Ok((_id, job, unit, result)) = msg
+                .body()
+                .deserialize::<(u32, OwnedObjectPath, String, String)>()
+            else {
+                continue;
+            };
+            if self.pending.remove(job.as_str()) && result != "done" {
+                eprintln!("Job for {unit} failed with result '{result}'.");
+            }
+        }
+    }
+}
+
+async fn call<B, R>(conn: &Connection, method: &str, body: &B) -> anyhow::Result<R>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    let reply = conn
+        .call_method(Some(DEST), PATH, Some(IFACE), method, body)
+        .await
+        .map_err(|e| anyhow!("{}", bus::message(e)))?;
+    Ok(reply.body().deserialize()?)
+}
+
+/// `EnableUnitFilesWithFlags([path], PORTABLE|RUNTIME)`, printing what it changed.
+pub async fn enable(conn: &Connection, path: &str, runtime: bool, quiet: bool) {
+    let flags = FLAG_PORTABLE | if runtime { FLAG_RUNTIME } else { 0 };
+    let r: anyhow::Result<(bool, Vec<ChangeEntry>)> = call(
+        conn,
+        "EnableUnitFilesWithFlags",
+        &([path].as_slice(), flags),
+    )
+    .await;
+    match r {
+        Ok((_, changes)) => crate::verbs::print_changes(&changes, quiet),
+        Err(e) => eprintln!("Failed to enable portable service {}: {e}", unit_name(path)),
+    }
+}
+
+/// `DisableUnitFilesWithFlags([name], PORTABLE|RUNTIME)`, printing what it changed.
+pub async fn disable(conn: &Connection, name: &str, runtime: bool, quiet: bool) {
+    let flags = FLAG_PORTABLE | if runtime { FLAG_RUNTIME } else { 0 };
+    let r: anyhow::Result<Vec<ChangeEntry>> = call(
+        conn,
+        "DisableUnitFilesWithFlags",
+        &([name].as_slice(), flags),
+    )
+    .await;
+    match r {
+        Ok(changes) => crate::verbs::print_changes(&changes, quiet),
+        Err(e) => eprintln!("Failed to disable portable service {name}: {e}"),
+    }
+}
+
+/// `StartUnit`/`StopUnit`/`RestartUnit(name, "replace")`; the job is added to `jobs`.
+pub async fn job(conn: &Connection, method: &str, name: &str, jobs: &mut Jobs, quiet: bool) {
+    let r: anyhow::Result<OwnedObjectPath> = call(conn, method, &(name, "replace")).await;
+    match r {
+        Ok(job) => {
+            if !quiet {
+                eprintln!(
+                    "Queued {} to call {method} on portable service {name}.",
+                    job.as_str()
+                );
+            }
+            jobs.add(job);
+        }
+        Err(e) => eprintln!("Failed to call {method} on portable service {name}: {e}"),
+    }
+}
