@@ -27,16 +27,31 @@ fn portctl(b: &SystemdBox, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Waits until the current run of `unit` has logged `what`; returns that run's log only.
 fn wait_for(b: &SystemdBox, unit: &str, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let log = b.journal(unit);
+        let id = b.exec(&["systemctl", "show", "-P", "InvocationID", unit]);
+        let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+        let log = if id.is_empty() {
+            String::new()
+        } else {
+            let out = b.exec(&[
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "cat",
+                &format!("_SYSTEMD_INVOCATION_ID={id}"),
+            ]);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
         if log.contains(what) {
             return log;
         }
         if Instant::now() > deadline {
             panic!(
-                "{unit} never logged {what:?}\n--- {unit}:\n{log}\n--- portctld:\n{}",
+                "{unit} never logged {what:?}\n--- {unit}:\n{}\n--- portctld:\n{}",
+                b.journal(unit),
                 b.journal("portctld.service")
             );
         }
@@ -44,11 +59,226 @@ fn wait_for(b: &SystemdBox, unit: &str, what: &str) -> String {
     }
 }
 
+/// One box for all scenarios (booting is the slow part); each scenario leaves it clean.
 #[test]
-fn attach_now_runs_the_service_from_the_image() {
+fn scenarios_under_systemd() {
     let b = SystemdBox::up("e2e");
-    let root = b.root();
     b.install_portctl(&bin_dir());
+    attach_now_runs_the_service_from_the_image(&b);
+    enable_survives_a_reload_and_detach_disables(&b);
+    mount_points_are_created_or_refused(&b);
+    reattach_restarts_into_the_new_version(&b);
+    profiles_restrict_the_service(&b);
+}
+
+fn field<'a>(log: &'a str, key: &str) -> &'a str {
+    log.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .unwrap_or_default()
+}
+
+fn clean(b: &SystemdBox) {
+    let root = b.root();
+    assert!(
+        !root.join("etc/systemd/system.attached").exists(),
+        "attached units left"
+    );
+    let _ = b.exec(&["journalctl", "--rotate", "--vacuum-time=1s"]);
+}
+
+fn enable_survives_a_reload_and_detach_disables(b: &SystemdBox) {
+    let root = b.root();
+    mkimage(
+        &root.join("var/lib/portables/minimal_en"),
+        &["--prefix", "minimal"],
+    );
+    let (ok, out) = portctl(b, &["attach", "--enable", "--now", "minimal_en"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("multi-user.target.wants/minimal-test.service"),
+        "{out}"
+    );
+    // systemd puts the links of portable units beside them.
+    let wants =
+        root.join("etc/systemd/system.attached/multi-user.target.wants/minimal-test.service");
+    assert!(wants.symlink_metadata().is_ok(), "no wants link");
+    wait_for(b, "minimal-test.service", "dev: ");
+    assert_eq!(
+        portctl(b, &["is-attached", "minimal_en"]).1.trim(),
+        "running"
+    );
+    assert!(b
+        .exec(&["systemctl", "stop", "minimal-test.service"])
+        .status
+        .success());
+    assert_eq!(
+        portctl(b, &["is-attached", "minimal_en"]).1.trim(),
+        "enabled"
+    );
+    // What a reboot does to the unit: a reload of PID 1 and a fresh start.
+    assert!(b.exec(&["systemctl", "daemon-reload"]).status.success());
+    assert!(b
+        .exec(&["systemctl", "restart", "minimal-test.service"])
+        .status
+        .success());
+    let active = b.exec(&["systemctl", "is-active", "minimal-test.service"]);
+    assert_eq!(String::from_utf8_lossy(&active.stdout).trim(), "active");
+    let (ok, out) = portctl(b, &["detach", "--enable", "--now", "minimal_en"]);
+    assert!(ok, "{out}");
+    assert!(wants.symlink_metadata().is_err(), "wants link left: {out}");
+    clean(b);
+}
+
+fn mount_points_are_created_or_refused(b: &SystemdBox) {
+    let root = b.root();
+    // A writable ext4 image without mount points: attach creates them, the service starts.
+    let ext = "/var/lib/portables/minimal_bare.raw";
+    mkimage(
+        &root.join(ext.trim_start_matches('/')),
+        &[
+            "--format",
+            "ext4",
+            "--prefix",
+            "minimal",
+            "--no-mount-points",
+            "--no-host-files",
+        ],
+    );
+    let (ok, out) = portctl(b, &["attach", "--now", ext]);
+    assert!(ok, "{out}");
+    wait_for(b, "minimal-test.service", "dev: ");
+    assert!(portctl(b, &["detach", "--now", ext]).0);
+    clean(b);
+    // A squashfs image without them: refused, with the list.
+    let sq = "/var/lib/portables/minimal_nomp.raw";
+    mkimage(
+        &root.join(sq.trim_start_matches('/')),
+        &[
+            "--format",
+            "squashfs",
+            "--prefix",
+            "minimal",
+            "--no-mount-points",
+        ],
+    );
+    let (ok, out) = portctl(b, &["attach", "--now", sq]);
+    assert!(!ok);
+    assert!(out.contains("is read-only and lacks what profile 'default' mounts over: /dev/, /proc/, /run/, /sys/, /tmp/, /var/tmp/"), "{out}");
+    assert!(!root.join("etc/systemd/system.attached").exists());
+    // With --force it is attached, and systemd itself cannot start it: the check matters.
+    let (ok, out) = portctl(b, &["attach", "--force", "--now", sq]);
+    assert!(ok, "{out}");
+    let active = b.exec(&["systemctl", "is-active", "minimal-test.service"]);
+    assert_ne!(
+        String::from_utf8_lossy(&active.stdout).trim(),
+        "active",
+        "started without mount points?"
+    );
+    assert!(portctl(b, &["detach", "--force", "--now", sq]).0);
+    let _ = b.exec(&["systemctl", "reset-failed"]);
+    clean(b);
+}
+
+fn reattach_restarts_into_the_new_version(b: &SystemdBox) {
+    let root = b.root();
+    let v1 = root.join("var/lib/portables/minimal_1");
+    mkimage(&v1, &[]);
+    std::fs::write(
+        v1.join("usr/lib/systemd/system/minimal-old.service"),
+        "[Service]\nExecStart=/usr/bin/minimald\n",
+    )
+    .unwrap();
+    mkimage(&root.join("var/lib/portables/minimal_2"), &[]);
+    let (ok, out) = portctl(b, &["attach", "--now", "/var/lib/portables/minimal_1"]);
+    assert!(ok, "{out}");
+    wait_for(b, "minimal-old.service", "dev: ");
+    let before = b.exec(&[
+        "systemctl",
+        "show",
+        "-P",
+        "InvocationID",
+        "minimal-test.service",
+    ]);
+    let (ok, out) = portctl(b, &["reattach", "--now", "/var/lib/portables/minimal_2"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("RestartUnit on portable service minimal-test.service"),
+        "{out}"
+    );
+    let after = b.exec(&[
+        "systemctl",
+        "show",
+        "-P",
+        "InvocationID",
+        "minimal-test.service",
+    ]);
+    assert_ne!(before.stdout, after.stdout, "not restarted");
+    let rootdir = b.exec(&[
+        "systemctl",
+        "show",
+        "-P",
+        "RootDirectory",
+        "minimal-test.service",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&rootdir.stdout).trim(),
+        "/var/lib/portables/minimal_2"
+    );
+    let old = b.exec(&["systemctl", "is-active", "minimal-old.service"]);
+    assert_ne!(
+        String::from_utf8_lossy(&old.stdout).trim(),
+        "active",
+        "v1-only unit still running"
+    );
+    assert!(!root
+        .join("etc/systemd/system.attached/minimal-old.service")
+        .exists());
+    assert!(portctl(b, &["detach", "--now", "minimal_2"]).0);
+    clean(b);
+}
+
+fn profiles_restrict_the_service(b: &SystemdBox) {
+    let root = b.root();
+    mkimage(
+        &root.join("var/lib/portables/minimal_p"),
+        &["--prefix", "minimal"],
+    );
+    for (profile, root_user, inet, no_caps) in [
+        ("default", false, "ok", false),
+        ("nonetwork", false, "denied", false),
+        ("strict", false, "denied", true),
+        ("trusted", true, "ok", false),
+    ] {
+        let (ok, out) = portctl(
+            b,
+            &[
+                "attach",
+                "--now",
+                &format!("--profile={profile}"),
+                "minimal_p",
+            ],
+        );
+        assert!(ok, "{profile}: {out}");
+        let log = wait_for(b, "minimal-test.service", "dev: ");
+        assert_eq!(
+            field(&log, "uid") == "0",
+            root_user,
+            "{profile}: uid\n{log}"
+        );
+        assert_eq!(field(&log, "inet"), inet, "{profile}: inet\n{log}");
+        assert_eq!(
+            field(&log, "capbnd") == "0000000000000000",
+            no_caps,
+            "{profile}: capbnd\n{log}"
+        );
+        assert!(portctl(b, &["detach", "--now", "minimal_p"]).0, "{profile}");
+        clean(b);
+    }
+}
+
+fn attach_now_runs_the_service_from_the_image(b: &SystemdBox) {
+    let root = b.root();
     let machine_id = std::fs::read_to_string(root.join("etc/machine-id"))
         .unwrap()
         .trim()
@@ -68,13 +298,13 @@ fn attach_now_runs_the_service_from_the_image() {
             &["--format", format, "--prefix", "minimal"],
         );
         let _ = b.exec(&["journalctl", "--rotate", "--vacuum-time=1s"]);
-        let (ok, out) = portctl(&b, &["attach", "--now", &path]);
+        let (ok, out) = portctl(b, &["attach", "--now", &path]);
         assert!(
             ok,
             "{format}: attach --now failed:\n{out}\n--- portctld:\n{}",
             b.journal("portctld.service")
         );
-        let log = wait_for(&b, "minimal-test.service", "dev: ");
+        let log = wait_for(b, "minimal-test.service", "dev: ");
         assert!(
             log.contains(&format!("machine-id: {machine_id}")),
             "{format}: machine-id not the host's:\n{log}"
@@ -89,10 +319,10 @@ fn attach_now_runs_the_service_from_the_image() {
             log.contains("proc: mounted") && log.contains("dev: mounted"),
             "{format}:\n{log}"
         );
-        let (_, state) = portctl(&b, &["is-attached", &path]);
+        let (_, state) = portctl(b, &["is-attached", &path]);
         assert_eq!(state.trim(), "running", "{format}");
 
-        let (ok, out) = portctl(&b, &["detach", "--now", &path]);
+        let (ok, out) = portctl(b, &["detach", "--now", &path]);
         assert!(ok, "{format}: detach --now failed:\n{out}");
         let active = b.exec(&["systemctl", "is-active", "minimal-test.service"]);
         assert_ne!(
@@ -100,7 +330,7 @@ fn attach_now_runs_the_service_from_the_image() {
             "active",
             "{format}: still running"
         );
-        let (_, state) = portctl(&b, &["is-attached", &path]);
+        let (_, state) = portctl(b, &["is-attached", &path]);
         assert_eq!(state.trim(), "detached", "{format}");
         // Nothing left: no unit files, no links, no loop device backed by the image, no mount.
         assert!(

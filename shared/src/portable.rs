@@ -730,6 +730,18 @@ impl Host {
             let n = txn.remove(link.clone());
             planned.push((Change::new(ChangeType::Unlink, &link, ""), n));
         }
+        // Dependency directories that disabling the units left empty (systemd puts the
+        // `*.wants/` links of portable units here) go too, so that nothing is left.
+        if let Ok(Some(entries)) = self.fs().read_dir(dir) {
+            for e in entries {
+                let name = e.name.to_string_lossy();
+                if e.kind == NodeKind::Directory && is_dependency_dir(&name) {
+                    let p = dir.join(&e.name);
+                    let n = txn.rmdir(p.clone());
+                    planned.push((Change::new(ChangeType::Unlink, &p, ""), n));
+                }
+            }
+        }
         let n = txn.rmdir(dir.to_path_buf());
         planned.push((Change::new(ChangeType::Unlink, dir, ""), n));
         txn.stage(&[])?;
@@ -864,8 +876,19 @@ impl State {
     }
 }
 
-/// Directories whose symlinks make a unit "enabled".
-const ENABLE_DIRS: [&str; 2] = ["/etc/systemd/system", "/run/systemd/system"];
+/// Directories whose `*.wants/` (etc.) symlinks make a unit "enabled"; systemd puts those of
+/// portable units in the attached directories.
+const ENABLE_DIRS: [&str; 4] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    PERSISTENT_ATTACHED,
+    RUNTIME_ATTACHED,
+];
+
+/// Whether a directory entry is a `*.wants`, `*.requires` or `*.upholds` directory.
+fn is_dependency_dir(name: &str) -> bool {
+    name.ends_with(".wants") || name.ends_with(".requires") || name.ends_with(".upholds")
+}
 
 impl Host {
     /// Whether some `*.wants/`, `*.requires/` or `*.upholds/` directory, or an alias, links to

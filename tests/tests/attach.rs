@@ -71,7 +71,7 @@ fn attach_directory_image_writes_what_v252_writes() {
         snap,
         [
             format!("{a} dir 755"),
-            format!("{a}/minimal-test.service file 644 \"[Unit]\\nDescription=portctl sample service (minimal_1)\\n\\n[Service]\\nExecStart=/usr/bin/minimald\\n\""),
+            format!("{a}/minimal-test.service file 644 \"[Unit]\\nDescription=portctl sample service (minimal_1)\\n\\n[Service]\\nExecStart=/usr/bin/minimald\\n\\n[Install]\\nWantedBy=multi-user.target\\n\""),
             format!("{a}/minimal-test.service.d dir 755"),
             format!("{a}/minimal-test.service.d/10-profile.conf link -> /usr/lib/systemd/portable/profile/default/service.conf"),
             format!("{a}/minimal-test.service.d/20-portable.conf file 644 {dropin:?}"),
