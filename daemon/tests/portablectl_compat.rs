@@ -149,6 +149,21 @@ fn portablectl_prints_the_same_against_portctld() {
         "the reference must be systemd-portabled"
     );
 
+    // Interoperability, one way: systemd-portabled attaches an image...
+    mkimage(&root.join("var/lib/portables/minimal_io"), &[]);
+    let by_reference = b.exec(&[
+        "portablectl",
+        "--no-ask-password",
+        "--no-reload",
+        "attach",
+        "minimal_io",
+    ]);
+    assert!(
+        by_reference.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_reference.stderr)
+    );
+
     // Install portctld in the box as an admin would, and let D-Bus activation start it.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let make = b.exec(&[
@@ -184,6 +199,33 @@ fn portablectl_prints_the_same_against_portctld() {
             String::from_utf8_lossy(&log.stdout)
         );
     }
+    // ... which portctl lists and detaches.
+    let listed = b.exec(&["portctl", "list", "--no-legend"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("minimal_io directory no"),
+        "{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+    let detached = b.exec(&[
+        "portctl",
+        "--no-ask-password",
+        "--no-reload",
+        "detach",
+        "minimal_io",
+    ]);
+    assert!(
+        detached.status.success(),
+        "{}",
+        String::from_utf8_lossy(&detached.stderr)
+    );
+    assert!(!root.join("etc/systemd/system.attached").exists());
+    assert!(!root.join("etc/portables/minimal_io").exists());
+    // (Out of the way of the script's listings.)
+    std::fs::rename(
+        root.join("var/lib/portables/minimal_io"),
+        root.join("var/tmp/minimal_io"),
+    )
+    .unwrap();
     images(&root);
     let ours = run_script(&b);
     let who = b.exec(&["systemctl", "is-active", "portctld.service"]);
@@ -214,6 +256,23 @@ fn portablectl_prints_the_same_against_portctld() {
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "attached");
     assert!(ok(&["detach", "minimal_1"]));
 
+    // Interoperability, the other way: portctl attaches, systemd-portabled detaches.
+    std::fs::rename(
+        root.join("var/tmp/minimal_io"),
+        root.join("var/lib/portables/minimal_io"),
+    )
+    .unwrap();
+    assert!(b
+        .exec(&[
+            "portctl",
+            "--no-ask-password",
+            "--no-reload",
+            "attach",
+            "minimal_io"
+        ])
+        .status
+        .success());
+
     // make uninstall gives the name back to systemd-portabled.
     let un = b.exec(&["make", "-s", "-C", repo.to_str().unwrap(), "uninstall"]);
     assert!(
@@ -225,9 +284,31 @@ fn portablectl_prints_the_same_against_portctld() {
     let enabled = b.exec(&["systemctl", "is-enabled", "systemd-portabled.service"]);
     assert_ne!(String::from_utf8_lossy(&enabled.stdout).trim(), "masked");
     assert!(!root.join("usr/local/libexec/portctld").exists());
+    let io = b.exec(&[
+        "portablectl",
+        "--no-ask-password",
+        "--no-reload",
+        "detach",
+        "minimal_io",
+    ]);
     assert!(
-        ok(&["attach", "minimal_1"]),
-        "systemd-portabled serves again"
+        io.status.success(),
+        "{}",
+        String::from_utf8_lossy(&io.stderr)
+    );
+    assert!(!root.join("etc/portables/minimal_io").exists());
+    assert!(!root.join("etc/systemd/system.attached").exists());
+    let again = b.exec(&[
+        "portablectl",
+        "--no-ask-password",
+        "--no-reload",
+        "attach",
+        "minimal_1",
+    ]);
+    assert!(
+        again.status.success(),
+        "systemd-portabled serves again: {}",
+        String::from_utf8_lossy(&again.stderr)
     );
     let who = b.exec(&["systemctl", "is-active", "systemd-portabled.service"]);
     assert_eq!(String::from_utf8_lossy(&who.stdout).trim(), "active");
