@@ -29,6 +29,34 @@ pub fn is_unit_change(kind: &str, path: &str) -> bool {
         && !path.starts_with("/run/portables")
 }
 
+/// The units to start after an attach, in order: sockets, paths and timers first (so they
+/// listen before anything can be started), then the other units, leaving out a service whose
+/// same-named socket is started: the socket activates it.
+pub fn start_order(units: &[&str]) -> Vec<String> {
+    fn triggers(u: &str) -> bool {
+        u.ends_with(".socket") || u.ends_with(".path") || u.ends_with(".timer")
+    }
+    let sockets: Vec<&str> = units
+        .iter()
+        .filter(|u| u.ends_with(".socket"))
+        .copied()
+        .collect();
+    let mut out: Vec<String> = units
+        .iter()
+        .filter(|u| triggers(u))
+        .map(|u| u.to_string())
+        .collect();
+    for u in units.iter().filter(|u| !triggers(u)) {
+        let activated = u
+            .strip_suffix(".service")
+            .is_some_and(|stem| sockets.contains(&format!("{stem}.socket").as_str()));
+        if !activated {
+            out.push(u.to_string());
+        }
+    }
+    out
+}
+
 pub fn unit_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -137,5 +165,27 @@ pub async fn job(conn: &Connection, method: &str, name: &str, jobs: &mut Jobs, q
             jobs.add(job);
         }
         Err(e) => eprintln!("Failed to call {method} on portable service {name}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_start_first_and_activate_their_service() {
+        assert_eq!(
+            start_order(&["a.service", "a.socket", "b.service", "c.timer"]),
+            ["a.socket", "c.timer", "b.service"]
+        );
+        assert!(is_unit_change(
+            "copy",
+            "/etc/systemd/system.attached/a.socket"
+        ));
+        assert!(!is_unit_change(
+            "write",
+            "/etc/systemd/system.attached/a.service.d/20-portable.conf"
+        ));
+        assert!(!is_unit_change("symlink", "/etc/portables/a.service"));
     }
 }

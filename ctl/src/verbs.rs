@@ -294,22 +294,20 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     }
     if cli.enable || cli.now {
         let mut jobs = Jobs::subscribe(conn).await?;
-        for (_, path, _) in changes
+        let paths: Vec<&str> = changes
             .iter()
             .filter(|(k, p, _)| k != "unlink" && pid1::is_unit_change(k, p))
-        {
-            if cli.enable {
+            .map(|(_, p, _)| p.as_str())
+            .collect();
+        if cli.enable {
+            for path in &paths {
                 pid1::enable(conn, path, cli.runtime, cli.quiet).await;
             }
-            if cli.now {
-                pid1::job(
-                    conn,
-                    "StartUnit",
-                    pid1::unit_name(path),
-                    &mut jobs,
-                    cli.quiet,
-                )
-                .await;
+        }
+        if cli.now {
+            let names: Vec<&str> = paths.iter().map(|p| pid1::unit_name(p)).collect();
+            for name in pid1::start_order(&names) {
+                pid1::job(conn, "StartUnit", &name, &mut jobs, cli.quiet).await;
             }
         }
         if !cli.no_block {

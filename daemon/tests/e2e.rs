@@ -69,6 +69,79 @@ fn scenarios_under_systemd() {
     mount_points_are_created_or_refused(&b);
     reattach_restarts_into_the_new_version(&b);
     profiles_restrict_the_service(&b);
+    socket_activation(&b);
+    runtime_attachments_end_with_a_reboot(&b);
+}
+
+fn active(b: &SystemdBox, unit: &str) -> String {
+    String::from_utf8_lossy(&b.exec(&["systemctl", "is-active", unit]).stdout)
+        .trim()
+        .to_string()
+}
+
+fn socket_activation(b: &SystemdBox) {
+    let root = b.root();
+    mkimage(
+        &root.join("var/lib/portables/minimal_sock"),
+        &["--prefix", "minimal", "--socket"],
+    );
+    let (ok, out) = portctl(b, &["attach", "--enable", "--now", "minimal_sock"]);
+    assert!(ok, "{out}");
+    assert_eq!(active(b, "minimal-test.socket"), "active", "{out}");
+    // Stop the service; a connection to the socket starts it again, from the image.
+    assert!(b
+        .exec(&["systemctl", "stop", "minimal-test.service"])
+        .status
+        .success());
+    assert_eq!(active(b, "minimal-test.socket"), "active");
+    assert_ne!(active(b, "minimal-test.service"), "active");
+    let connect = b.exec(&["python3", "-c", "import socket,time; s=socket.socket(socket.AF_UNIX); s.connect('/run/minimal-test.sock'); time.sleep(1)"]);
+    assert!(
+        connect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&connect.stderr)
+    );
+    let log = wait_for(b, "minimal-test.service", "dev: ");
+    assert!(log.contains("minimald: started"));
+    let (ok, out) = portctl(b, &["detach", "--enable", "--now", "minimal_sock"]);
+    assert!(ok, "{out}");
+    assert_ne!(active(b, "minimal-test.socket"), "active");
+    clean(b);
+}
+
+fn runtime_attachments_end_with_a_reboot(b: &SystemdBox) {
+    let root = b.root();
+    mkimage(
+        &root.join("var/lib/portables/minimal_rt"),
+        &["--prefix", "minimal"],
+    );
+    mkimage(&root.join("var/lib/portables/other_1"), &[]);
+    assert!(portctl(b, &["attach", "--runtime", "--now", "minimal_rt"]).0);
+    assert!(portctl(b, &["attach", "other_1"]).0);
+    assert!(root
+        .join("run/systemd/system.attached/minimal-test.service")
+        .exists());
+    assert_eq!(
+        portctl(b, &["is-attached", "minimal_rt"]).1.trim(),
+        "running-runtime"
+    );
+    b.reboot();
+    let root = b.root();
+    assert!(
+        !root.join("run/systemd/system.attached").exists(),
+        "runtime attachment survived a reboot"
+    );
+    assert_eq!(
+        portctl(b, &["is-attached", "minimal_rt"]).1.trim(),
+        "detached"
+    );
+    assert_eq!(
+        portctl(b, &["is-attached", "other_1"]).1.trim(),
+        "attached",
+        "the persistent one stays"
+    );
+    assert!(portctl(b, &["detach", "other_1"]).0);
+    clean(b);
 }
 
 fn field<'a>(log: &'a str, key: &str) -> &'a str {

@@ -201,7 +201,6 @@ pub fn snapshot(root: &Path, dirs: &[&str]) -> Vec<String> {
 /// panics included.
 pub struct SystemdBox {
     name: String,
-    leader: u32,
 }
 
 impl SystemdBox {
@@ -220,20 +219,36 @@ impl SystemdBox {
             "sdbox up {name} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let leader = fs::read_to_string(format!("/var/tmp/portctl-sdbox/{name}/leader.pid"))
+        Self {
+            name: name.to_string(),
+        }
+    }
+
+    /// The box's PID 1, as seen from here (it changes when the box reboots).
+    fn leader(&self) -> u32 {
+        fs::read_to_string(format!("/var/tmp/portctl-sdbox/{}/leader.pid", self.name))
             .expect("leader pid")
             .trim()
             .parse()
-            .expect("leader pid");
-        Self {
-            name: name.to_string(),
-            leader,
-        }
+            .expect("leader pid")
     }
 
     /// The box's root as its processes see it, mounts included (its /run is a tmpfs).
     pub fn root(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root", self.leader))
+        PathBuf::from(format!("/proc/{}/root", self.leader()))
+    }
+
+    /// Reboots the box (see `sdbox reboot`).
+    pub fn reboot(&self) {
+        let out = Command::new(Self::harness())
+            .args(["reboot", &self.name])
+            .output()
+            .expect("run sdbox");
+        assert!(
+            out.status.success(),
+            "sdbox reboot: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs a command inside the box.
