@@ -10,6 +10,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(PREFIX)/bin
 LIBEXECDIR = $(PREFIX)/libexec
+DATADIR = $(PREFIX)/share
 UNITDIR = $(PREFIX)/lib/systemd/system
 PROFILEDIR = $(PREFIX)/lib/systemd/portable/profile
 TMPFILESDIR = $(PREFIX)/lib/tmpfiles.d
@@ -36,6 +37,13 @@ install: build install-files
 install-files:
 	install -D -m 0755 $(BIN)/portctl $(DESTDIR)$(BINDIR)/portctl
 	install -D -m 0755 $(BIN)/portctld $(DESTDIR)$(LIBEXECDIR)/portctld
+	# Shell completions and the man page, generated from the command-line definitions.
+	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d $(DESTDIR)$(DATADIR)/man/man1
+	$(BIN)/portctl completions bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/portctl
+	$(BIN)/portctl completions zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_portctl
+	$(BIN)/portctl completions fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/portctl.fish
+	$(BIN)/portctl man > $(DESTDIR)$(DATADIR)/man/man1/portctl.1
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|' systemd-units/portctld.service.in > $(DESTDIR)$(UNITDIR)/portctld.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/portctld.service
@@ -69,6 +77,8 @@ endif
 uninstall:
 	-[ -z "$(LIVE)" ] || systemctl stop portctld.service
 	rm -f $(DESTDIR)$(BINDIR)/portctl $(DESTDIR)$(LIBEXECDIR)/portctld $(DESTDIR)$(UNITDIR)/portctld.service
+	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/portctl $(DESTDIR)$(DATADIR)/zsh/site-functions/_portctl \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/portctl.fish $(DESTDIR)$(DATADIR)/man/man1/portctl.1
 	rm -f $(DESTDIR)$(BUSPOLICYDIR)/portctl-org.freedesktop.portable1.conf $(DESTDIR)$(TMPFILESDIR)/portctl.conf
 	rm -f $(DESTDIR)$(POLKITDIR)/portctl.policy
 	if cmp -s systemd-units/org.freedesktop.portable1.service $(DESTDIR)$(BUSSERVICEDIR)/org.freedesktop.portable1.service && \

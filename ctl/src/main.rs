@@ -71,6 +71,9 @@ pub struct Cli {
     /// Connect to this bus instead of the system bus
     #[arg(long, global = true, value_name = "ADDRESS")]
     bus_address: Option<String>,
+    /// Print machine-readable JSON (pretty or short) instead of text (docs/json.md)
+    #[arg(long, global = true, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
+    json: Option<JsonFormat>,
 }
 
 /// `--json=` formats.
@@ -102,6 +105,12 @@ enum Command {
     SetLimit(verbs::ImageArgs),
     /// Check an image against the portable-image requirements, offline (no daemon needed)
     Validate(validate::Args),
+    /// Print the shell completions for SHELL (used by make install)
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (used by make install)
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -137,7 +146,20 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
-        Some(Command::Validate(args)) => validate::run(args),
+        Some(Command::Validate(args)) => validate::run(&cli, args),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                *shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "portctl",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         command => verbs::run(&cli, command),
     };
     match result {

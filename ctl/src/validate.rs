@@ -16,12 +16,9 @@ pub struct Args {
     /// Unit name prefixes; by default PORTABLE_PREFIXES= of the image, else the image name cut
     /// at the first '_'.
     prefixes: Vec<String>,
-    /// The profile whose mounts decide the required mount points.
-    #[arg(short, long, default_value = "default")]
-    profile: String,
-    /// Print the report as JSON.
-    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
-    json: Option<JsonFormat>,
+    /// Create what a writable image lacks (mount points, resolv.conf, machine-id)
+    #[arg(long)]
+    fix: bool,
     /// Look at the host (search path, profiles) under this root directory.
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
@@ -34,24 +31,52 @@ struct JsonReport<'a> {
     report: &'a Report,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let host = Host::new(&args.root)
         .map_err(|e| anyhow::anyhow!("Cannot open root directory {}: {e}", args.root.display()))?;
     let image_arg = crate::verbs::determine_image(&args.image, false)?;
     let image = host.find_image(&image_arg)?;
-    let profile = host.service_profile(&args.profile)?;
+    let profile = host.service_profile(&cli.profile)?;
     let opened = host.open_image_with(&image, false)?;
     let matches = (!args.prefixes.is_empty()).then_some(args.prefixes.as_slice());
-    let report = compliance::check_image(&compliance::Request {
-        host: &host,
-        image: &image,
-        root: &opened.root,
-        profile: &profile,
-        matches,
-        writable: opened.can_write,
-        layout: &opened.layout,
-    });
-    match args.json {
+    let check = |root: &portctl_engine::ImageRoot| {
+        compliance::check_image(&compliance::Request {
+            host: &host,
+            image: &image,
+            root,
+            profile: &profile,
+            matches,
+            writable: opened.can_write,
+            layout: &opened.layout,
+        })
+    };
+    let mut report = check(&opened.root);
+    if args.fix && !report.missing.is_empty() {
+        if !opened.can_write {
+            anyhow::bail!(
+                "Image '{}' is read-only: the missing paths must be added when it is built.",
+                image.path.display()
+            );
+        }
+        let rw = host.open_image_with(&image, true)?;
+        for c in compliance::repair(&rw.root, &report.missing)? {
+            if !cli.quiet {
+                eprintln!(
+                    "{} {}",
+                    if c.kind == "mkdir" {
+                        "Created directory"
+                    } else {
+                        "Created file"
+                    },
+                    c.path.display()
+                );
+            }
+        }
+        drop(rw);
+        let again = host.open_image_with(&image, false)?;
+        report = check(&again.root);
+    }
+    match cli.json {
         Some(format) => {
             let value = JsonReport {
                 compliant: report.compliant(),

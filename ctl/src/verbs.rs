@@ -101,6 +101,25 @@ fn determine_matches(
     Ok(prefixes.to_vec())
 }
 
+/// Prints `value` as JSON when `--json` was given; tells whether it did.
+fn json(cli: &Cli, value: serde_json::Value) -> bool {
+    match cli.json {
+        Some(crate::JsonFormat::Pretty) => {
+            println!("{}", serde_json::to_string_pretty(&value).expect("JSON"))
+        }
+        Some(crate::JsonFormat::Short) => println!("{value}"),
+        None => return false,
+    }
+    true
+}
+
+fn changes_json(changes: &[ChangeEntry]) -> serde_json::Value {
+    changes
+        .iter()
+        .map(|(t, p, src)| serde_json::json!({"type": t, "path": p, "source": src}))
+        .collect()
+}
+
 pub fn print_changes(changes: &[ChangeEntry], quiet: bool) {
     if quiet {
         return;
@@ -220,7 +239,9 @@ pub fn run(cli: &Cli, command: &Option<Command>) -> anyhow::Result<ExitCode> {
             Some(Command::ReadOnly(a)) => read_only(cli, &conn, a).await,
             Some(Command::Remove(a)) => remove(cli, &conn, a).await,
             Some(Command::SetLimit(a)) => set_limit(cli, &conn, a).await,
-            Some(Command::Validate(_)) => unreachable!("validate runs offline"),
+            Some(Command::Validate(_) | Command::Completions { .. } | Command::Man) => {
+                unreachable!("handled in main")
+            }
         }
     })
 }
@@ -232,6 +253,18 @@ async fn list(cli: &Cli, conn: &Connection) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow!("Failed to list images: {}", bus::message(e)))?;
     images.sort_by(|a, b| a.0.cmp(&b.0));
+    let as_json: serde_json::Value = images
+        .iter()
+        .map(|(name, kind, ro, crtime, mtime, usage, state, path)| {
+            serde_json::json!({
+                "name": name, "type": kind, "read_only": ro, "crtime_usec": crtime,
+                "mtime_usec": mtime, "usage": usage, "state": state, "object_path": path.as_str(),
+            })
+        })
+        .collect();
+    if json(cli, as_json) {
+        return Ok(ExitCode::SUCCESS);
+    }
     if images.is_empty() {
         if !cli.no_legend {
             println!("No images.");
@@ -288,7 +321,12 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
         )
     };
     let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
-    print_changes(&changes, cli.quiet);
+    if !json(
+        cli,
+        serde_json::json!({ "changes": changes_json(&changes) }),
+    ) {
+        print_changes(&changes, cli.quiet);
+    }
     if !cli.no_reload {
         bus::reload(conn).await;
     }
@@ -357,7 +395,12 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
         )
     };
     let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
-    print_changes(&changes, cli.quiet);
+    if !json(
+        cli,
+        serde_json::json!({ "changes": changes_json(&changes) }),
+    ) {
+        print_changes(&changes, cli.quiet);
+    }
     if !cli.no_reload {
         bus::reload(conn).await;
     }
@@ -393,8 +436,13 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
         )
     };
     let (removed, updated) = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
-    print_changes(&removed, cli.quiet);
-    print_changes(&updated, cli.quiet);
+    if !json(
+        cli,
+        serde_json::json!({ "removed": changes_json(&removed), "updated": changes_json(&updated) }),
+    ) {
+        print_changes(&removed, cli.quiet);
+        print_changes(&updated, cli.quiet);
+    }
     if !cli.no_reload {
         bus::reload(conn).await;
     }
@@ -465,6 +513,39 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
             .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?
     };
     let units: BTreeMap<String, Vec<u8>> = units.into_iter().collect();
+    {
+        let osr = OsRelease::parse(&os_release);
+        let pairs: serde_json::Map<String, serde_json::Value> = osr
+            .pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        let text = |d: &Vec<u8>| serde_json::Value::from(String::from_utf8_lossy(d).into_owned());
+        let exts: serde_json::Map<String, serde_json::Value> = extensions
+            .iter()
+            .map(|(k, v)| (k.clone(), text(v)))
+            .collect();
+        let units_json: serde_json::Value = if cli.cat {
+            units
+                .iter()
+                .map(|(k, v)| (k.clone(), text(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        } else {
+            units.keys().cloned().collect::<Vec<_>>().into()
+        };
+        let value = serde_json::json!({
+            "image": path,
+            "portable_pretty_name": osr.non_empty("PORTABLE_PRETTY_NAME"),
+            "pretty_name": osr.non_empty("PRETTY_NAME"),
+            "os_release": pairs,
+            "extensions": exts,
+            "units": units_json,
+        });
+        if json(cli, value) {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let mut out = String::new();
     if cli.cat {
         out.push_str("-- OS Release: --\n");
@@ -523,7 +604,7 @@ async fn is_attached(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Res
         m.get_image_state_with_extensions(&image, &exts, 0).await
     }
     .map_err(|e| anyhow!("Failed to get image state: {}", bus::message(e)))?;
-    if !cli.quiet {
+    if !json(cli, serde_json::json!({"image": image, "state": state})) && !cli.quiet {
         println!("{state}");
     }
     Ok(ExitCode::SUCCESS)

@@ -123,3 +123,66 @@ fn raw_images_validate_like_directories() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("  /var/tmp (directory)"));
 }
+
+#[test]
+fn fix_repairs_a_writable_image() {
+    let s = Scratch::new();
+    let img = mkimage(
+        &s.join("minimal_fix.raw"),
+        &[
+            "--format",
+            "ext4",
+            "--prefix",
+            "minimal",
+            "--no-mount-points",
+        ],
+    );
+    let out = portctl(&["validate", "--fix", img.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Created directory /var/tmp"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = portctl(&["validate", "--json=short", img.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(v["missing"].as_array().unwrap().len(), 0, "{v}");
+    // A read-only image cannot be fixed.
+    let sq = mkimage(
+        &s.join("minimal_ro.raw"),
+        &[
+            "--format",
+            "squashfs",
+            "--prefix",
+            "minimal",
+            "--no-mount-points",
+        ],
+    );
+    let out = portctl(&["validate", "--fix", sq.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is read-only"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = portctl(&["completions", shell]);
+        assert!(out.status.success());
+        let t = text(&out.stdout);
+        assert!(
+            t.contains("is-attached") && t.contains("reattach"),
+            "{shell}"
+        );
+    }
+    let man = text(&portctl(&["man"]).stdout);
+    assert!(
+        man.contains(".TH portctl") && man.contains("reattach"),
+        "{man}"
+    );
+    let help = text(&portctl(&["--help"]).stdout);
+    assert!(!help.contains("completions"), "hidden from --help");
+}

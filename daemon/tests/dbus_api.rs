@@ -862,3 +862,61 @@ fn interrupted_operations_are_recovered_at_start() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// `portctl --json` against portctld: every verb's document parses and has its fields.
+#[test]
+fn portctl_json_output() {
+    let e = env();
+    let portctl = Path::new(env!("CARGO_BIN_EXE_portctld")).with_file_name("portctl");
+    if !portctl.exists() {
+        panic!("{} missing: build the workspace first", portctl.display());
+    }
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(&portctl)
+            .args([
+                "--bus-address",
+                &e.bus.address(),
+                "--no-reload",
+                "--json=short",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+            panic!("{args:?}: {err}: {}", String::from_utf8_lossy(&out.stdout))
+        })
+    };
+    let list = run(&["list"]);
+    assert_eq!(list[0]["name"], "minimal_1");
+    assert_eq!(list[0]["type"], "directory");
+    assert_eq!(list[0]["state"], "detached");
+    assert_eq!(
+        list[0]["object_path"],
+        "/org/freedesktop/portable1/image/minimal_5f1"
+    );
+    let inspect = run(&["inspect", "minimal_1"]);
+    assert_eq!(inspect["image"], "/var/lib/portables/minimal_1");
+    assert_eq!(inspect["os_release"]["ID"], "portctl-sample");
+    assert_eq!(inspect["units"][0], "minimal-test.service");
+    let cat = run(&["inspect", "--cat", "minimal_1"]);
+    assert!(cat["units"]["minimal-test.service"]
+        .as_str()
+        .unwrap()
+        .contains("ExecStart="));
+    let attach = run(&["attach", "minimal_1"]);
+    assert_eq!(attach["changes"][0]["type"], "mkdir");
+    assert_eq!(run(&["is-attached", "minimal_1"])["state"], "attached");
+    let re = run(&["reattach", "minimal_1"]);
+    assert!(re["updated"].as_array().unwrap().len() >= 5, "{re}");
+    let detach = run(&["detach", "minimal_1"]);
+    assert!(detach["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["type"] == "unlink"));
+}
