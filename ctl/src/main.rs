@@ -68,6 +68,12 @@ pub struct Cli {
     /// Skip the checks for units on the host and for matching versions
     #[arg(long, global = true)]
     force: bool,
+    /// With detach --now: also remove the units' state, cache, logs and runtime directories
+    #[arg(long, global = true)]
+    clean: bool,
+    /// is-attached: exit with status 1 when the image is detached
+    #[arg(long, global = true)]
+    fail_if_detached: bool,
     /// Connect to this bus instead of the system bus
     #[arg(long, global = true, value_name = "ADDRESS")]
     bus_address: Option<String>,

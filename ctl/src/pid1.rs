@@ -168,6 +168,14 @@ pub async fn job(conn: &Connection, method: &str, name: &str, jobs: &mut Jobs, q
     }
 }
 
+/// `CleanUnit(name, ["all"])`: the unit's state, cache, logs and runtime directories.
+pub async fn clean(conn: &Connection, name: &str) {
+    let r: anyhow::Result<()> = call(conn, "CleanUnit", &(name, ["all"].as_slice())).await;
+    if let Err(e) = r {
+        eprintln!("Failed to clean portable service {name}: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

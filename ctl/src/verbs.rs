@@ -32,6 +32,10 @@ pub struct ImageArgs {
 /// warning when the working directory holds a file of that name); anything else is made an
 /// absolute, normalized path (symlinks resolved when it exists).
 pub fn determine_image(arg: &str, quiet: bool) -> anyhow::Result<String> {
+    determine_image_for(arg, quiet, false)
+}
+
+fn determine_image_for(arg: &str, quiet: bool, remote: bool) -> anyhow::Result<String> {
     if names::image_name_is_valid(arg.as_bytes()) && !arg.contains('/') {
         if Path::new(arg).exists() && !quiet {
             eprintln!(
@@ -39,6 +43,9 @@ pub fn determine_image(arg: &str, quiet: bool) -> anyhow::Result<String> {
             );
         }
         return Ok(arg.to_string());
+    }
+    if remote {
+        bail!("Operations on images by path not supported when connecting to remote systems.");
     }
     let path = match std::fs::canonicalize(arg) {
         Ok(p) => p,
@@ -301,7 +308,7 @@ async fn list(cli: &Cli, conn: &Connection) -> anyhow::Result<ExitCode> {
 
 async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
     let args = args_between(a, 1, usize::MAX)?;
-    let image = determine_image(&args[0], cli.quiet)?;
+    let image = determine_image_for(&args[0], cli.quiet, bus::is_remote(cli))?;
     let matches = determine_matches(&image, &args[1..], false, cli.quiet)?;
     let copy = copy_mode(cli)?.unwrap_or_default();
     let m = ManagerProxy::new(conn).await?;
@@ -357,7 +364,7 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
 
 async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
     let args = args_between(a, 1, usize::MAX)?;
-    let image = determine_image(&args[0], cli.quiet)?;
+    let image = determine_image_for(&args[0], cli.quiet, bus::is_remote(cli))?;
     let m = ManagerProxy::new(conn).await?;
     if cli.enable || cli.now {
         // The units to stop and disable come from the image's metadata (the detach call
@@ -378,6 +385,11 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
         }
         // Stop jobs are always waited for.
         jobs.wait().await;
+        if cli.clean {
+            for name in &names {
+                pid1::clean(conn, name).await;
+            }
+        }
         if cli.enable {
             for name in &names {
                 pid1::disable(conn, name, cli.runtime, cli.quiet).await;
@@ -409,7 +421,7 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
 
 async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
     let args = args_between(a, 1, usize::MAX)?;
-    let image = determine_image(&args[0], cli.quiet)?;
+    let image = determine_image_for(&args[0], cli.quiet, bus::is_remote(cli))?;
     let matches = determine_matches(&image, &args[1..], false, cli.quiet)?;
     let copy = copy_mode(cli)?.unwrap_or_default();
     let m = ManagerProxy::new(conn).await?;
@@ -494,7 +506,7 @@ fn field<'a>(o: &'a OsRelease, key: &str) -> &'a str {
 
 async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
     let args = args_between(a, 1, usize::MAX)?;
-    let image = determine_image(&args[0], cli.quiet)?;
+    let image = determine_image_for(&args[0], cli.quiet, bus::is_remote(cli))?;
     let matches = determine_matches(&image, &args[1..], true, cli.quiet)?;
     let m = ManagerProxy::new(conn).await?;
     let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
@@ -595,7 +607,7 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
 
 async fn is_attached(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
     let args = args_between(a, 1, 1)?;
-    let image = determine_image(&args[0], cli.quiet)?;
+    let image = determine_image_for(&args[0], cli.quiet, bus::is_remote(cli))?;
     let m = ManagerProxy::new(conn).await?;
     let state = if cli.extension.is_empty() {
         m.get_image_state(&image).await
@@ -607,7 +619,12 @@ async fn is_attached(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Res
     if !json(cli, serde_json::json!({"image": image, "state": state})) && !cli.quiet {
         println!("{state}");
     }
-    Ok(ExitCode::SUCCESS)
+    // Like portablectl, 0 whatever the state, unless asked.
+    Ok(if cli.fail_if_detached && state == "detached" {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn read_only(_cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {

@@ -920,3 +920,71 @@ fn portctl_json_output() {
         .iter()
         .all(|c| c["type"] == "unlink"));
 }
+
+/// `-H HOST` reaches the daemon through `ssh -xT -- HOST systemd-stdio-bridge`, as systemctl
+/// does; here a stand-in ssh runs the bridge locally against the test bus. Image paths are
+/// refused for remote systems, as portablectl refuses them.
+#[test]
+fn portctl_over_ssh_transport() {
+    let e = env();
+    let portctl = Path::new(env!("CARGO_BIN_EXE_portctld")).with_file_name("portctl");
+    let fake = tempfile::tempdir().unwrap();
+    let ssh = fake.path().join("ssh");
+    std::fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\n# stand-in for ssh: record the arguments, then run the command here\necho \"$@\" > {}/args\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift 2\nexec systemd-stdio-bridge --bus-path={}\n",
+            fake.path().display(),
+            e.bus.address()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod").arg("+x").arg(&ssh).status().unwrap();
+    let path = format!(
+        "{}:{}",
+        fake.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let run = |args: &[&str]| {
+        Command::new(&portctl)
+            .env("PATH", &path)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["-H", "admin@box.example:2222", "list", "--no-legend"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("minimal_1 ") && l.contains(" directory ")),
+        "{listed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fake.path().join("args"))
+            .unwrap()
+            .trim(),
+        "-xT -p 2222 -- admin@box.example systemd-stdio-bridge"
+    );
+    let out = run(&["-H", "box", "is-attached", "minimal_1"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "detached");
+    let out = run(&[
+        "-H",
+        "box",
+        "is-attached",
+        "--fail-if-detached",
+        "minimal_1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["-H", "box", "attach", "/var/lib/portables/minimal_1"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "Operations on images by path not supported when connecting to remote systems."
+    );
+}
