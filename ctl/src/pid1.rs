@@ -57,6 +57,16 @@ pub fn start_order(units: &[&str]) -> Vec<String> {
     out
 }
 
+/// The units to stop before a detach, in order: sockets, paths and timers first, so that
+/// nothing they trigger is started again behind the stop of a service.
+pub fn stop_order<'a>(units: &[&'a str]) -> Vec<&'a str> {
+    let triggers =
+        |u: &str| u.ends_with(".socket") || u.ends_with(".path") || u.ends_with(".timer");
+    let mut out: Vec<&str> = units.iter().copied().filter(|u| triggers(u)).collect();
+    out.extend(units.iter().copied().filter(|u| !triggers(u)));
+    out
+}
+
 pub fn unit_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }

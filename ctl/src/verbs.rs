@@ -378,8 +378,9 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
         let mut names: Vec<&String> = units.keys().collect();
         names.sort();
         let mut jobs = Jobs::subscribe(conn).await?;
-        for name in &names {
-            if cli.now {
+        if cli.now {
+            let all: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+            for name in pid1::stop_order(&all) {
                 pid1::job(conn, "StopUnit", name, &mut jobs, cli.quiet).await;
             }
         }
@@ -461,18 +462,13 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
     if cli.enable || cli.now {
         let mut jobs = Jobs::subscribe(conn).await?;
         if cli.now {
-            for (_, path, _) in removed
+            let gone: Vec<&str> = removed
                 .iter()
                 .filter(|(k, p, _)| k == "unlink" && pid1::is_unit_change(k, p))
-            {
-                pid1::job(
-                    conn,
-                    "StopUnit",
-                    pid1::unit_name(path),
-                    &mut jobs,
-                    cli.quiet,
-                )
-                .await;
+                .map(|(_, p, _)| pid1::unit_name(p))
+                .collect();
+            for name in pid1::stop_order(&gone) {
+                pid1::job(conn, "StopUnit", name, &mut jobs, cli.quiet).await;
             }
         }
         for (_, path, _) in updated
