@@ -108,6 +108,24 @@ fn determine_matches(
     Ok(prefixes.to_vec())
 }
 
+/// Calls a Manager method that may need authorization: with `ALLOW_INTERACTIVE_AUTH` (so
+/// that polkit may ask the user through an agent) unless `--no-ask-password`.
+async fn call<B, R>(cli: &Cli, m: &ManagerProxy<'_>, method: &str, body: &B) -> zbus::Result<R>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+    R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
+{
+    let flags = if cli.no_ask_password {
+        zbus::proxy::MethodFlags::empty()
+    } else {
+        zbus::proxy::MethodFlags::ALLOW_INTERACTIVE_AUTH
+    };
+    m.inner()
+        .call_with_flags(method, flags, body)
+        .await?
+        .ok_or(zbus::Error::InvalidReply)
+}
+
 /// Prints `value` as JSON when `--json` was given; tells whether it did.
 fn json(cli: &Cli, value: serde_json::Value) -> bool {
     match cli.json {
@@ -316,15 +334,25 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     let (method, result) = if cli.extension.is_empty() && !cli.force {
         (
             "AttachImage",
-            m.attach_image(&image, &matches, &cli.profile, cli.runtime, copy)
-                .await,
+            call::<_, Vec<ChangeEntry>>(
+                cli,
+                &m,
+                "AttachImage",
+                &(&image, &matches, &cli.profile, cli.runtime, copy),
+            )
+            .await,
         )
     } else {
         let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
         (
             "AttachImageWithExtensions",
-            m.attach_image_with_extensions(&image, &exts, &matches, &cli.profile, copy, flags(cli))
-                .await,
+            call::<_, Vec<ChangeEntry>>(
+                cli,
+                &m,
+                "AttachImageWithExtensions",
+                &(&image, &exts, &matches, &cli.profile, copy, flags(cli)),
+            )
+            .await,
         )
     };
     let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
@@ -398,13 +426,21 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
         }
     }
     let (method, result) = if cli.extension.is_empty() && !cli.force {
-        ("DetachImage", m.detach_image(&image, cli.runtime).await)
+        (
+            "DetachImage",
+            call::<_, Vec<ChangeEntry>>(cli, &m, "DetachImage", &(&image, cli.runtime)).await,
+        )
     } else {
         let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
         (
             "DetachImageWithExtensions",
-            m.detach_image_with_extensions(&image, &exts, flags(cli))
-                .await,
+            call::<_, Vec<ChangeEntry>>(
+                cli,
+                &m,
+                "DetachImageWithExtensions",
+                &(&image, &exts, flags(cli)),
+            )
+            .await,
         )
     };
     let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
@@ -430,20 +466,23 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
     let (method, result) = if cli.extension.is_empty() && !cli.force {
         (
             "ReattachImage",
-            m.reattach_image(&image, &matches, &cli.profile, cli.runtime, copy)
-                .await,
+            call::<_, (Vec<ChangeEntry>, Vec<ChangeEntry>)>(
+                cli,
+                &m,
+                "ReattachImage",
+                &(&image, &matches, &cli.profile, cli.runtime, copy),
+            )
+            .await,
         )
     } else {
         let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
         (
             "ReattachImageWithExtensions",
-            m.reattach_image_with_extensions(
-                &image,
-                &exts,
-                &matches,
-                &cli.profile,
-                copy,
-                flags(cli),
+            call::<_, (Vec<ChangeEntry>, Vec<ChangeEntry>)>(
+                cli,
+                &m,
+                "ReattachImageWithExtensions",
+                &(&image, &exts, &matches, &cli.profile, copy, flags(cli)),
             )
             .await,
         )
@@ -623,36 +662,38 @@ async fn is_attached(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Res
     })
 }
 
-async fn read_only(_cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+async fn read_only(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
     let args = args_between(a, 1, 2)?;
     let ro = match args.get(1) {
         Some(b) => parse_boolean(b)?,
         None => true,
     };
     let m = ManagerProxy::new(conn).await?;
-    m.mark_image_read_only(&args[0], ro)
+    call::<_, ()>(cli, &m, "MarkImageReadOnly", &(&args[0], ro))
         .await
         .map_err(|e| anyhow!("Could not mark image read-only: {}", bus::message(e)))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn remove(_cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+async fn remove(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
     let args = args_between(a, 1, usize::MAX)?;
     let m = ManagerProxy::new(conn).await?;
     for image in args {
-        m.remove_image(image)
+        call::<_, ()>(cli, &m, "RemoveImage", &(image,))
             .await
             .map_err(|e| anyhow!("Could not remove image: {}", bus::message(e)))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn set_limit(_cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
+async fn set_limit(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
     let args = args_between(a, 1, 2)?;
     let m = ManagerProxy::new(conn).await?;
     let r = match args {
-        [bytes] => m.set_pool_limit(parse_size(bytes)?).await,
-        [image, bytes] => m.set_image_limit(image, parse_size(bytes)?).await,
+        [bytes] => call::<_, ()>(cli, &m, "SetPoolLimit", &(parse_size(bytes)?,)).await,
+        [image, bytes] => {
+            call::<_, ()>(cli, &m, "SetImageLimit", &(image, parse_size(bytes)?)).await
+        }
         _ => unreachable!(),
     };
     r.map_err(|e| anyhow!("Could not set limit: {}", bus::message(e)))?;

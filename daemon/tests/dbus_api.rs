@@ -988,3 +988,103 @@ fn portctl_over_ssh_transport() {
         "Operations on images by path not supported when connecting to remote systems."
     );
 }
+
+/// A stand-in for polkit's authority on the test bus: it records the flags of each check and
+/// authorizes only the requests that allow interaction.
+struct Authority {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, u32)>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.PolicyKit1.Authority")]
+impl Authority {
+    #[allow(clippy::type_complexity)]
+    async fn check_authorization(
+        &self,
+        _subject: (
+            String,
+            std::collections::HashMap<String, zbus::OwnedVariant>,
+        ),
+        action_id: String,
+        _details: std::collections::HashMap<String, String>,
+        flags: u32,
+        _cancellation_id: String,
+    ) -> (bool, bool, std::collections::HashMap<String, String>) {
+        self.seen.lock().unwrap().push((action_id, flags));
+        (flags == 1, flags != 1, std::collections::HashMap::new())
+    }
+}
+
+/// portctl asks for interactive authorization unless --no-ask-password, and portctld passes
+/// that on to polkit for callers that are not root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_authorization_reaches_polkit() {
+    let e = env();
+    Command::new("chmod")
+        .args(["a+rx", e.bus.dir().to_str().unwrap()])
+        .status()
+        .unwrap();
+    Command::new("chmod")
+        .arg("a+rw")
+        .arg(e.bus.dir().join("bus"))
+        .status()
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _polkit = zbus::connection::Builder::address(e.bus.address().as_str())
+        .name("org.freedesktop.PolicyKit1")
+        .serve_at(
+            "/org/freedesktop/PolicyKit1/Authority",
+            Authority { seen: seen.clone() },
+        )
+        .build()
+        .await
+        .unwrap();
+    let portctl = Path::new(env!("CARGO_BIN_EXE_portctld")).with_file_name("portctl");
+    let address = e.bus.address();
+    let as_nobody = move |extra: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ])
+            .arg(&portctl)
+            .args(["--bus-address", &address, "--no-reload"])
+            .args(extra)
+            .args(["attach", "minimal_1"])
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking({
+        let as_nobody = as_nobody.clone();
+        move || as_nobody(&["--no-ask-password"])
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().last().unwrap(),
+        "AttachImage failed: Interactive authentication required."
+    );
+    let out = tokio::task::spawn_blocking(move || as_nobody(&[]))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(e
+        .s
+        .join("/etc/systemd/system.attached/minimal-test.service")
+        .exists());
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            ("org.freedesktop.portable1.attach-images".to_string(), 0),
+            ("org.freedesktop.portable1.attach-images".to_string(), 1)
+        ]
+    );
+}

@@ -371,6 +371,34 @@ fn polkit_decides_for_unprivileged_callers() {
         err.contains("Interactive authentication required") || err.contains("Access denied"),
         "{err}"
     );
+    // portctl asks for interactive authorization unless --no-ask-password: polkit then
+    // answers differently (no agent here, so it cannot ask, and denies).
+    let as_nobody = |args: &[&str]| {
+        b.exec(
+            &[
+                &[
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--bounding-set=-all",
+                    "portctl",
+                    "--no-reload",
+                ],
+                args,
+            ]
+            .concat(),
+        )
+    };
+    let quiet = as_nobody(&["--no-ask-password", "attach", "minimal_1"]);
+    assert!(!quiet.status.success());
+    assert!(
+        String::from_utf8_lossy(&quiet.stderr)
+            .contains("AttachImage failed: Interactive authentication required."),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
     let rules = root.join("etc/polkit-1/rules.d");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(

@@ -72,6 +72,8 @@ impl From<zbus::Error> for PortableError {
                 name: name.to_string(),
                 message: message.unwrap_or_default(),
             },
+            // Standard names come back as fdo errors: keep the name and the bare message.
+            zbus::Error::FDO(e) => Self::from(*e),
             e => Self::new(FAILED, e.to_string()),
         }
     }
