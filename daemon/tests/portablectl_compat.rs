@@ -165,40 +165,8 @@ fn portablectl_prints_the_same_against_portctld() {
     );
 
     // Install portctld in the box as an admin would, and let D-Bus activation start it.
+    b.install_portctl(&bin);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let make = b.exec(&[
-        "make",
-        "-s",
-        "-C",
-        repo.to_str().unwrap(),
-        "install-files",
-        &format!("BIN={}", bin.display()),
-    ]);
-    assert!(
-        make.status.success(),
-        "make install-files: {}",
-        String::from_utf8_lossy(&make.stderr)
-    );
-    // Fail fast (and say why) rather than let every call below wait for the bus timeout.
-    let start = b.exec(&[
-        "systemctl",
-        "start",
-        "dbus-org.freedesktop.portable1.service",
-    ]);
-    if !start.status.success() {
-        let log = b.exec(&[
-            "journalctl",
-            "--no-pager",
-            "-n",
-            "30",
-            "-u",
-            "portctld.service",
-        ]);
-        panic!(
-            "portctld does not start in the box:\n{}",
-            String::from_utf8_lossy(&log.stdout)
-        );
-    }
     // ... which portctl lists and detaches.
     let listed = b.exec(&["portctl", "list", "--no-legend"]);
     assert!(
@@ -326,20 +294,7 @@ fn polkit_decides_for_unprivileged_callers() {
     let b = SystemdBox::up("polkit");
     let root = b.root();
     images(&root);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let make = b.exec(&[
-        "make",
-        "-s",
-        "-C",
-        repo.to_str().unwrap(),
-        "install-files",
-        &format!("BIN={}", bin.display()),
-    ]);
-    assert!(
-        make.status.success(),
-        "{}",
-        String::from_utf8_lossy(&make.stderr)
-    );
+    b.install_portctl(&bin);
     let attach = |b: &SystemdBox| {
         b.exec(&[
             "setpriv",
