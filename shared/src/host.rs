@@ -45,7 +45,7 @@ impl Host {
     /// The host under `root`; `/` is the real system.
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        let fs = ImageRoot::open_dir(&root, Some(PathBuf::from("/")))?;
+        let fs = ImageRoot::open_dir(&root)?;
         Ok(Self {
             root,
             fs,
@@ -72,11 +72,5 @@ impl Host {
     /// The host's file system, to read through.
     pub fn fs(&self) -> &ImageRoot {
         &self.fs
-    }
-
-    /// Where a logical host path lies in this process's view (for messages and tools only:
-    /// file access goes through [`Host::fs`]).
-    pub fn real_path(&self, logical: &Path) -> PathBuf {
-        self.root.join(logical.strip_prefix("/").unwrap_or(logical))
     }
 }

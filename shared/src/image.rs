@@ -73,11 +73,6 @@ pub struct Image {
 }
 
 impl Image {
-    /// Whether the name marks the image as hidden (a leading `.`).
-    pub fn is_hidden(&self) -> bool {
-        self.name.starts_with('.')
-    }
-
     /// The file name of the image path (with `.raw` for raw images).
     pub fn file_name(&self) -> String {
         self.path
@@ -315,6 +310,6 @@ impl Host {
             .fs()
             .open_path(&image.path)
             .context("Failed to open image", &image.path)?;
-        Ok(ImageRoot::from_fd(fd, Some(image.path.clone()), None))
+        Ok(ImageRoot::from_fd(fd, None))
     }
 }

@@ -248,7 +248,7 @@ impl Host {
             _loops: loops,
         };
         Ok(OpenImage {
-            root: ImageRoot::from_fd(root_mount, None, Some(Box::new(holder))),
+            root: ImageRoot::from_fd(root_mount, Some(Box::new(holder))),
             can_write,
             writable,
             layout: layout.join(", "),

@@ -85,18 +85,12 @@ pub struct Entry {
 /// as the handle lives.
 pub struct ImageRoot {
     fd: OwnedFd,
-    /// Where the tree is visible on the host, if it is (directory images). `None` for raw
-    /// images, whose tree lives in a private, detached mount.
-    host_path: Option<PathBuf>,
     _keep: Option<Box<dyn Send + Sync>>,
 }
 
 impl fmt::Debug for ImageRoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ImageRoot")
-            .field("fd", &self.fd)
-            .field("host_path", &self.host_path)
-            .finish()
+        f.debug_struct("ImageRoot").field("fd", &self.fd).finish()
     }
 }
 
@@ -110,42 +104,18 @@ fn is_missing(e: &io::Error) -> bool {
 
 impl ImageRoot {
     /// Opens the directory at `path` (a real path on this machine) as an image root.
-    /// `host_path` is the path under which the host's service manager sees the same tree.
-    pub fn open_dir(path: &Path, host_path: Option<PathBuf>) -> io::Result<Self> {
+    pub fn open_dir(path: &Path) -> io::Result<Self> {
         let fd = rustix::fs::open(
             path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Self {
-            fd,
-            host_path,
-            _keep: None,
-        })
+        Ok(Self { fd, _keep: None })
     }
 
     /// Wraps an already open directory fd (e.g. a detached mount), keeping `keep` alive with it.
-    pub fn from_fd(
-        fd: OwnedFd,
-        host_path: Option<PathBuf>,
-        keep: Option<Box<dyn Send + Sync>>,
-    ) -> Self {
-        Self {
-            fd,
-            host_path,
-            _keep: keep,
-        }
-    }
-
-    pub fn host_path(&self) -> Option<&Path> {
-        self.host_path.as_deref()
-    }
-
-    /// The host-visible path of `path` inside this image, when the image is visible on the host.
-    pub fn host_path_of(&self, path: &Path) -> Option<PathBuf> {
-        self.host_path
-            .as_ref()
-            .map(|root| root.join(path.strip_prefix("/").unwrap_or(path)))
+    pub fn from_fd(fd: OwnedFd, keep: Option<Box<dyn Send + Sync>>) -> Self {
+        Self { fd, _keep: keep }
     }
 
     pub fn as_fd(&self) -> BorrowedFd<'_> {

@@ -8,7 +8,7 @@ use portctl_engine::ImageRoot;
 use portctl_tests::{make_tree, Node, Scratch};
 
 fn open(s: &Scratch, dir: &str) -> ImageRoot {
-    ImageRoot::open_dir(&s.join(dir), None).unwrap()
+    ImageRoot::open_dir(&s.join(dir)).unwrap()
 }
 
 fn unit_names(root: &ImageRoot, matches: &[&str]) -> Vec<(String, String)> {
