@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use portctl_dbus::proxy::{ChangeEntry, ImageProxy, ManagerProxy};
-use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch};
+use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch, AS_NOBODY};
 
 struct Env {
     _daemon: Daemon,
@@ -619,15 +619,9 @@ fn exits_when_idle() {
 
 /// busctl as user nobody (uid 65534), without capabilities.
 fn busctl_as_nobody(bus: &PrivateBus, args: &[&str]) -> (bool, String) {
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "busctl",
-        ])
+    let out = Command::new(AS_NOBODY[0])
+        .args(&AS_NOBODY[1..])
+        .arg("busctl")
         .arg(format!("--address={}", bus.address()))
         .args(args)
         .output()
@@ -1041,14 +1035,8 @@ async fn interactive_authorization_reaches_polkit() {
     let portctl = Path::new(env!("CARGO_BIN_EXE_portctld")).with_file_name("portctl");
     let address = e.bus.address();
     let as_nobody = move |extra: &[&str]| {
-        Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--bounding-set=-all",
-            ])
+        Command::new(AS_NOBODY[0])
+            .args(&AS_NOBODY[1..])
             .arg(&portctl)
             .args(["--bus-address", &address, "--no-reload"])
             .args(extra)

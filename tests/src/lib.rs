@@ -311,6 +311,17 @@ pub fn parse_portablectl_changes(stderr: &str) -> Vec<String> {
     out
 }
 
+/// A command prefix that runs what follows as user nobody (uid 65534), without capabilities:
+/// a caller that is neither root nor CAP_SYS_ADMIN.
+pub const AS_NOBODY: [&str; 6] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+];
+
 /// A private `dbus-daemon` for one test, stopped on drop.
 pub struct PrivateBus {
     dir: tempfile::TempDir,
