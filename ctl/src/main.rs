@@ -1,5 +1,6 @@
 //! portctl: the command-line client of portctl, compatible with systemd 252's portablectl.
 
+mod agent;
 mod bus;
 mod format;
 mod pid1;

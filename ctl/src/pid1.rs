@@ -141,8 +141,28 @@ pub async fn enable(conn: &Connection, path: &str, runtime: bool, quiet: bool) {
     )
     .await;
     match r {
-        Ok((_, changes)) => crate::verbs::print_changes(&changes, quiet),
+        Ok((_, changes)) => print_unit_file_changes(&changes, quiet),
         Err(e) => eprintln!("Failed to enable portable service {}: {e}", unit_name(path)),
+    }
+}
+
+/// PID 1's unit-file changes, as systemctl (and portablectl) print them: its own wording,
+/// which differs from portabled's change messages (`Removed "PATH".`).
+fn print_unit_file_changes(changes: &[ChangeEntry], quiet: bool) {
+    for (kind, path, source) in changes {
+        match kind.as_str() {
+            "symlink" if !quiet => eprintln!("Created symlink {path} \u{2192} {source}."),
+            "unlink" if !quiet => eprintln!("Removed \"{path}\"."),
+            "is-masked" if !quiet => eprintln!("Unit {path} is masked, ignoring."),
+            "is-dangling" if !quiet => {
+                eprintln!("Unit {path} is an alias to a unit that is not present, ignoring.")
+            }
+            "destination-not-present" => {
+                eprintln!("Unit {source} is added as a dependency to a non-existent unit {path}.")
+            }
+            "auxiliary-failed" => eprintln!("Failed to enable auxiliary unit {source}, ignoring."),
+            _ => {}
+        }
     }
 }
 
@@ -156,7 +176,7 @@ pub async fn disable(conn: &Connection, name: &str, runtime: bool, quiet: bool) 
     )
     .await;
     match r {
-        Ok(changes) => crate::verbs::print_changes(&changes, quiet),
+        Ok(changes) => print_unit_file_changes(&changes, quiet),
         Err(e) => eprintln!("Failed to disable portable service {name}: {e}"),
     }
 }

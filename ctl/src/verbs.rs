@@ -12,7 +12,7 @@ use portctl_engine::os_release::OsRelease;
 use zbus::Connection;
 
 use crate::pid1::{self, Jobs};
-use crate::{bus, format, Cli, Command};
+use crate::{agent, bus, format, Cli, Command};
 
 /// What `GetImageMetadataWithExtensions` returns: path, os-release, extension releases, units.
 type Metadata = (
@@ -254,6 +254,18 @@ pub fn run(cli: &Cli, command: &Option<Command>) -> anyhow::Result<ExitCode> {
             bail!("Unit profile name not valid: {}", cli.profile);
         }
         let conn = bus::connect(cli).await?;
+        // The verbs that may need authorization ask through a polkit agent on a terminal.
+        let _agent = match command {
+            Some(
+                Command::Attach(_)
+                | Command::Detach(_)
+                | Command::Reattach(_)
+                | Command::ReadOnly(_)
+                | Command::Remove(_)
+                | Command::SetLimit(_),
+            ) => agent::open(!cli.no_ask_password, bus::is_remote(cli)),
+            _ => None,
+        };
         match command {
             None | Some(Command::List) => list(cli, &conn).await,
             Some(Command::Attach(a)) => attach(cli, &conn, a).await,

@@ -1,5 +1,6 @@
 //! systemd 252's own `portablectl` against `portctld`, under a real PID 1 in an nspawn box:
-//! every verb prints what it prints against the real systemd-portabled (timestamps masked).
+//! every verb prints what it prints against the real systemd-portabled (timestamps masked),
+//! and portctl prints the same against portctld.
 //! portctld is installed in the box with the project's install target (`make install-files`),
 //! takes the bus name over from systemd-portabled and is started by D-Bus activation.
 
@@ -59,9 +60,20 @@ const SCRIPT: &[&[&str]] = &[
     ],
     &["remove", "minimal_sq"],
     &["list"],
+    // Under the box's PID 1: enable and start, restart on reattach, stop and disable.
+    &["attach", "--now", "--enable", "minimal_1"],
+    &["is-attached", "minimal_1"],
+    &["reattach", "--now", "/var/lib/portables/minimal_1"],
+    &["detach", "--now", "--enable", "minimal_1"],
+    &["attach", "--now", "--no-block", "minimal_1"],
+    &["detach", "--now", "minimal_1"],
+    // The container transport, to the box itself; image paths are refused on it.
+    &["-M", ".host", "list"],
+    &["-M", ".host", "is-attached", "minimal_1"],
+    &["-M", ".host", "attach", "/var/lib/portables/minimal_1"],
 ];
 
-/// `portablectl` output with the timestamps of `list` replaced.
+/// `portablectl` output with the timestamps of `list` and job numbers replaced.
 fn mask(s: &str) -> String {
     let mut out = String::new();
     for line in s.lines() {
@@ -78,6 +90,14 @@ fn mask(s: &str) -> String {
                 words.splice(i..i + 4, ["<time>"]);
             }
             i += 1;
+        }
+        // "/org/freedesktop/systemd1/job/144"
+        for w in words.iter_mut() {
+            if let Some(n) = w.strip_prefix("/org/freedesktop/systemd1/job/") {
+                if n.bytes().all(|c| c.is_ascii_digit()) {
+                    *w = "<job>";
+                }
+            }
         }
         out.push_str(&words.join(" "));
         out.push('\n');
@@ -203,11 +223,21 @@ fn portablectl_prints_the_same_against_portctld() {
     );
     let masked = b.exec(&["systemctl", "is-enabled", "systemd-portabled.service"]);
     assert_eq!(String::from_utf8_lossy(&masked.stdout).trim(), "masked");
+    // The same script through portctl, against portctld, on fresh images.
+    images(&root);
+    let ours_client = run_script_with(&b, "portctl");
 
     for (r, o) in reference.iter().zip(&ours) {
         assert_eq!(
             r, o,
             "portablectl {} differs (left: systemd-portabled, right: portctld)",
+            r.0
+        );
+    }
+    for (r, o) in reference.iter().zip(&ours_client) {
+        assert_eq!(
+            r, o,
+            "{} differs (left: portablectl against systemd-portabled, right: portctl against portctld)",
             r.0
         );
     }
@@ -267,7 +297,7 @@ fn portablectl_prints_the_same_against_portctld() {
 }
 
 /// A caller that is not root goes through polkit: with a rule that allows it, it may attach;
-/// without one, it may not.
+/// without one, it may not; with one that wants its password, portctl's polkit agent asks.
 #[test]
 fn polkit_decides_for_unprivileged_callers() {
     let bin = Path::new(env!("CARGO_BIN_EXE_portctld"))
@@ -332,7 +362,13 @@ fn polkit_decides_for_unprivileged_callers() {
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(
         rules.join("50-portctl-test.rules"),
-        "polkit.addRule(function(action, subject) {\n  if (action.id.indexOf(\"org.freedesktop.portable1.\") == 0 && subject.user == \"nobody\")\n    return polkit.Result.YES;\n});\n",
+        concat!(
+            "polkit.addRule(function(action, subject) {\n",
+            "  if (action.id.indexOf(\"org.freedesktop.portable1.\") != 0) return;\n",
+            "  if (subject.user == \"nobody\") return polkit.Result.YES;\n",
+            "  if (subject.user == \"ptest\") return polkit.Result.AUTH_SELF;\n",
+            "});\n"
+        ),
     )
     .unwrap();
     // polkitd watches its rules directory; give it a moment to load the rule.
@@ -354,4 +390,71 @@ fn polkit_decides_for_unprivileged_callers() {
         .exists());
     let state = b.exec(&["portablectl", "is-attached", "minimal_1"]);
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "attached");
+
+    // Interactive authorization: a user whose polkit answer is "authenticate as yourself"
+    // (rule above) runs portctl on a terminal in a login session; portctl starts pkttyagent,
+    // which asks for the password, and the detach goes through. With --no-ask-password
+    // nobody asks.
+    assert!(b
+        .exec(&["useradd", "--no-create-home", "ptest"])
+        .status
+        .success());
+    let pw = b.exec(&["sh", "-c", "echo ptest:Secret-123 | chpasswd"]);
+    assert!(
+        pw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pw.stderr)
+    );
+    let pty_answer = portctl_tests::fixtures().join("pty-answer");
+    let portctl = bin.join("portctl");
+    let on_terminal = |args: &[&str]| {
+        b.exec(
+            &[
+                &[
+                    pty_answer.to_str().unwrap(),
+                    "Password:",
+                    "Secret-123",
+                    "systemd-run",
+                    "--quiet",
+                    "--pty",
+                    "--wait",
+                    "--uid=ptest",
+                    "--property=PAMName=login",
+                    portctl.to_str().unwrap(),
+                    "--no-reload",
+                ][..],
+                args,
+            ]
+            .concat(),
+        )
+    };
+    let refused = on_terminal(&["--no-ask-password", "detach", "minimal_1"]);
+    let text = String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "{text}");
+    assert!(
+        text.contains("DetachImage failed: Interactive authentication required."),
+        "{text}"
+    );
+    assert!(!text.contains("AUTHENTICATING"), "{text}");
+    let asked = on_terminal(&["detach", "minimal_1"]);
+    let text = String::from_utf8_lossy(&asked.stdout);
+    assert!(asked.status.success(), "{text}");
+    assert!(
+        text.contains("==== AUTHENTICATING FOR org.freedesktop.portable1.attach-images ===="),
+        "{text}"
+    );
+    assert!(text.contains("Authenticating as: ptest"), "{text}");
+    assert!(
+        text.contains("Removed /etc/systemd/system.attached/minimal-test.service."),
+        "{text}"
+    );
+    let state = b.exec(&["portablectl", "is-attached", "minimal_1"]);
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "detached");
+    // The agent ends with portctl.
+    let agents = b.exec(&["pgrep", "-x", "pkttyagent"]);
+    assert!(
+        !agents.status.success(),
+        "{}",
+        String::from_utf8_lossy(&agents.stdout)
+    );
 }

@@ -793,6 +793,18 @@ impl Host {
                 paths
             })
             .collect();
+        // The reference's detach removes the attached directory only when nothing else is in
+        // it (another image's units, the `*.wants/` links of enabled units); only then does
+        // its attach report creating it again.
+        let dir_stays = match self.fs().read_dir(dir) {
+            Ok(Some(entries)) => entries.iter().any(|e| {
+                let n = e.name.to_string_lossy();
+                !found
+                    .iter()
+                    .any(|a| n == a.unit.as_str() || n == format!("{}.d", a.unit))
+            }),
+            _ => false,
+        };
         let mut txn = Txn::new(self, "reattach", o.runtime, true);
         // Old files that the new attachment does not replace go first, then the new files.
         let mut removed = Vec::new();
@@ -835,7 +847,11 @@ impl Host {
         fault::point("reattach: committed");
         // Reported as the reference reports a detach followed by an attach.
         let mut all_dirs: BTreeSet<PathBuf> = Self::plan_dirs(&plan).into_iter().collect();
-        all_dirs.insert(dir.to_path_buf());
+        if dir_stays {
+            all_dirs.remove(dir);
+        } else {
+            all_dirs.insert(dir.to_path_buf());
+        }
         let updated = Self::attach_changes(&plan, &all_dirs, true);
         let basenames: BTreeSet<String> = updated
             .iter()

@@ -585,6 +585,30 @@ fn enabled_state_and_drop_in_only_leftovers() {
     assert!(!s.join("/etc/systemd/system.attached").exists());
 }
 
+/// v252 reattaches by detaching, which removes the attached directory only when it is empty,
+/// and attaching: the directory is reported created again only when it was removed. The
+/// `*.wants/` links of an enabled unit (systemd puts them there) keep it.
+#[test]
+fn reattach_reports_the_directory_only_when_the_reference_recreates_it() {
+    let (s, host) = setup();
+    let o = opts("default", false, CopyMode::Auto);
+    host.attach(&Offline, "minimal_1", &o).unwrap();
+    let a = "/etc/systemd/system.attached";
+    let (_, updated) = host.reattach(&Offline, "minimal_1", &o).unwrap();
+    assert!(list(&updated).contains(&format!("mkdir {a}")), "{updated:?}");
+    let wants = s.join(a).join("multi-user.target.wants");
+    fs::create_dir(&wants).unwrap();
+    std::os::unix::fs::symlink(
+        format!("{a}/minimal-test.service"),
+        wants.join("minimal-test.service"),
+    )
+    .unwrap();
+    let (_, updated) = host.reattach(&Offline, "minimal_1", &o).unwrap();
+    assert!(!list(&updated).contains(&format!("mkdir {a}")), "{updated:?}");
+    assert!(list(&updated).contains(&format!("mkdir {a}/minimal-test.service.d")));
+    assert!(fs::symlink_metadata(wants.join("minimal-test.service")).is_ok());
+}
+
 #[test]
 fn unit_symlinks_out_of_the_image_are_read_inside_it() {
     let (s, host) = setup();
