@@ -21,10 +21,20 @@ pub async fn connect(cli: &Cli) -> anyhow::Result<Connection> {
         (None, None, Some(a)) => zbus::connection::Builder::address(a.as_str()),
         (None, None, None) => zbus::connection::Builder::system(),
     };
-    builder
-        .build()
-        .await
-        .map_err(|e| anyhow!("Failed to connect to the system bus: {e}"))
+    builder.build().await.map_err(|e| {
+        let hint = match &e {
+            zbus::Error::Connection(io, _)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                "\nHint: no D-Bus daemon listens there; is the dbus package installed and running?"
+            }
+            _ => "",
+        };
+        anyhow!("Failed to connect to the system bus: {e}{hint}")
+    })
 }
 
 /// A value for a `unixexec:` address. zbus passes these on without percent-decoding, so
@@ -61,13 +71,23 @@ pub fn is_remote(cli: &Cli) -> bool {
     cli.host.is_some() || cli.machine.is_some()
 }
 
-/// The message of a failed call, as portablectl prints it.
+/// The message of a failed call, as portablectl prints it, with a hint when nothing serves
+/// the portable1 name on the bus.
 pub fn message(e: zbus::Error) -> String {
     let e = PortableError::from(e);
-    if e.message.is_empty() {
+    let missing_service = matches!(
+        e.name.as_str(),
+        "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner"
+    ) && e.message.contains("org.freedesktop.portable1");
+    let text = if e.message.is_empty() {
         e.name
     } else {
         e.message
+    };
+    if missing_service {
+        format!("{text}\nHint: neither portctld nor systemd-portabled runs or can be activated on this bus; install portctl with 'make install' (README).")
+    } else {
+        text
     }
 }
 

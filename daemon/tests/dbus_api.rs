@@ -858,6 +858,41 @@ fn interrupted_operations_are_recovered_at_start() {
 }
 
 /// `portctl --json` against portctld: every verb's document parses and has its fields.
+/// A missing bus and a bus without a portable service manager are each said plainly, with a
+/// hint at what to install or start.
+#[test]
+fn portctl_says_what_is_missing() {
+    let portctl = Path::new(env!("CARGO_BIN_EXE_portctld")).with_file_name("portctl");
+    let s = Scratch::new();
+    let no_bus = format!("unix:path={}", s.join("/no-bus").display());
+    let out = Command::new(&portctl)
+        .args(["--bus-address", &no_bus, "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("Failed to connect to the system bus: "),
+        "{err}"
+    );
+    assert!(err.contains("Hint: no D-Bus daemon listens there"), "{err}");
+    let bus = PrivateBus::start();
+    let out = Command::new(&portctl)
+        .args(["--bus-address", &bus.address(), "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("Failed to list images: The name org.freedesktop.portable1 was not provided by any .service files"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Hint: neither portctld nor systemd-portabled runs"),
+        "{err}"
+    );
+}
+
 #[test]
 fn portctl_json_output() {
     let e = env();

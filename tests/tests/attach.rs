@@ -595,7 +595,10 @@ fn reattach_reports_the_directory_only_when_the_reference_recreates_it() {
     host.attach(&Offline, "minimal_1", &o).unwrap();
     let a = "/etc/systemd/system.attached";
     let (_, updated) = host.reattach(&Offline, "minimal_1", &o).unwrap();
-    assert!(list(&updated).contains(&format!("mkdir {a}")), "{updated:?}");
+    assert!(
+        list(&updated).contains(&format!("mkdir {a}")),
+        "{updated:?}"
+    );
     let wants = s.join(a).join("multi-user.target.wants");
     fs::create_dir(&wants).unwrap();
     std::os::unix::fs::symlink(
@@ -604,7 +607,10 @@ fn reattach_reports_the_directory_only_when_the_reference_recreates_it() {
     )
     .unwrap();
     let (_, updated) = host.reattach(&Offline, "minimal_1", &o).unwrap();
-    assert!(!list(&updated).contains(&format!("mkdir {a}")), "{updated:?}");
+    assert!(
+        !list(&updated).contains(&format!("mkdir {a}")),
+        "{updated:?}"
+    );
     assert!(list(&updated).contains(&format!("mkdir {a}/minimal-test.service.d")));
     assert!(fs::symlink_metadata(wants.join("minimal-test.service")).is_ok());
 }
