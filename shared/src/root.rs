@@ -348,6 +348,16 @@ impl ImageRoot {
     /// Writes `content` under the temporary name `temp` next to `path` (same directory), fully
     /// and synced, so that [`ImageRoot::commit`] can put it in place with one `rename()`.
     pub fn stage(&self, path: &Path, temp: &str, content: &Content) -> io::Result<()> {
+        self.stage_with(path, temp, content, true)
+    }
+
+    /// [`ImageRoot::stage`] without syncing the file's data (the caller syncs the whole file
+    /// system once, [`ImageRoot::sync_fs`]).
+    pub fn stage_unsynced(&self, path: &Path, temp: &str, content: &Content) -> io::Result<()> {
+        self.stage_with(path, temp, content, false)
+    }
+
+    fn stage_with(&self, path: &Path, temp: &str, content: &Content, sync: bool) -> io::Result<()> {
         let (dir, _) = self.parent_dir(path)?;
         let _ = rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty());
         match content {
@@ -366,7 +376,10 @@ impl ImageRoot {
                 let written = (|| {
                     io::Write::write_all(&mut file, data)?;
                     rustix::fs::fchmod(&file, Mode::from_raw_mode(*mode))?;
-                    file.sync_all()
+                    if sync {
+                        file.sync_all()?;
+                    }
+                    Ok(())
                 })();
                 if let Err(e) = written {
                     let _ = rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty());
@@ -381,7 +394,9 @@ impl ImageRoot {
                     let _ = self.remove_any(&parent_or_root(path).join(temp));
                     return Err(e);
                 }
-                rustix::fs::fsync(&dir)?;
+                if sync {
+                    rustix::fs::fsync(&dir)?;
+                }
             }
         }
         Ok(())
@@ -521,6 +536,15 @@ impl ImageRoot {
     }
 
     /// Flushes a directory's entries to disk.
+    /// Commits everything written to the file system that holds `path` (`syncfs()`): one
+    /// barrier for a whole transaction instead of a sync per file. Returns the file system's
+    /// device number, so that callers sync each file system once.
+    pub fn sync_fs(&self, path: &Path) -> io::Result<u64> {
+        let fd = self.resolve(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        rustix::fs::syncfs(&fd)?;
+        Ok(rustix::fs::fstat(&fd)?.st_dev)
+    }
+
     pub fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let fd = self.resolve(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
         rustix::fs::fsync(&fd)?;

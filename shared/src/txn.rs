@@ -1,13 +1,16 @@
 //! Crash-safe changes to the host's unit directories.
 //!
-//! A transaction first *stages*: it creates directories, writes every new file under a
-//! temporary name next to its target (complete and synced), and hard-links every file it will
-//! replace or remove to a backup name next to it. An intent journal (JSON, under
-//! `/var/lib/portctl/journal` or `/run/portctl/journal`) lists all steps. Then it *commits*:
-//! renames, removals and symlinks, in an order where a unit never exists without its
-//! drop-ins. A failure while committing restores the backups (byte for byte: they are the
-//! old inodes); a crash is repaired by [`Host::recover`]: rolled back when it happened while
-//! staging, rolled forward (everything is staged already) when it happened while committing.
+//! A transaction first writes an intent journal (JSON, under `/var/lib/portctl/journal` or
+//! `/run/portctl/journal`) that names every step, every temporary and backup name and every
+//! directory it may create. Then it *stages*: it creates the directories, writes every new file
+//! under its temporary name next to its target, and hard-links every file it will replace or
+//! remove to its backup name next to it. One barrier (`syncfs()` of each file system touched)
+//! makes all of that durable at once; then the journal is marked `commit` (and synced), and
+//! the transaction *commits*: renames, removals and symlinks, in an order where a unit never
+//! exists without its drop-ins, followed by a second barrier before the journal goes. A
+//! failure while committing restores the backups (byte for byte: they are the old inodes); a
+//! crash is repaired by [`Host::recover`]: rolled back when it happened before the commit
+//! mark, rolled forward (everything is staged and durable) after it.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +39,10 @@ pub enum Step {
         /// `--copy=mixed`); anywhere else, a directory in the way is an error.
         #[serde(default)]
         tree: bool,
+        /// What the staged node must be, so that recovery can tell a completely staged
+        /// transaction from one whose barrier a power cut interrupted.
+        #[serde(default)]
+        check: Option<Check>,
     },
     /// Remove `path`; `backup` holds it until the end.
     Remove {
@@ -44,6 +51,46 @@ pub enum Step {
     },
     /// Remove the directory `path` if it is empty.
     Rmdir { path: PathBuf },
+}
+
+/// The expected content of a staged node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// A regular file of this length and 64-bit FNV-1a hash.
+    File { len: u64, fnv: u64 },
+    /// A symbolic link to this target.
+    Symlink(PathBuf),
+}
+
+impl Check {
+    fn of(content: &Content) -> Option<Self> {
+        match content {
+            Content::File { data, .. } => Some(Self::File {
+                len: data.len() as u64,
+                fnv: fnv1a(data),
+            }),
+            Content::Symlink(target) => Some(Self::Symlink(target.clone())),
+            Content::CopyOf(_) => None,
+        }
+    }
+
+    /// Whether the node at `path` is what was staged.
+    fn matches(&self, host: &Host, path: &Path) -> bool {
+        match self {
+            Self::File { len, fnv } => {
+                matches!(host.fs().read_file(path, *len + 1), Ok(Some(d)) if d.len() as u64 == *len && fnv1a(&d) == *fnv)
+            }
+            Self::Symlink(target) => host.fs().read_link(path).is_ok_and(|t| t == *target),
+        }
+    }
+}
+
+/// 64-bit FNV-1a: a stable checksum (the journal may be read by another build).
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +187,7 @@ impl<'h> Txn<'h> {
     pub fn place(&mut self, path: PathBuf, content: Content) -> usize {
         let n = self.steps.len();
         let temp = temp_name(&self.id, n, "new");
+        let check = Check::of(&content);
         self.push(
             Step::Place {
                 path,
@@ -147,6 +195,7 @@ impl<'h> Txn<'h> {
                 backup: None,
                 staged: false,
                 tree: false,
+                check,
             },
             Some(content),
         )
@@ -171,6 +220,7 @@ impl<'h> Txn<'h> {
         self.push(Step::Rmdir { path }, None)
     }
 
+    /// Writes the journal atomically (a rename), without syncing it: the barriers do.
     fn write_journal(&self, phase: Phase) -> Result<()> {
         let fs = self.host.fs();
         let dir = self.journal.parent().expect("journal dir");
@@ -183,32 +233,81 @@ impl<'h> Txn<'h> {
             steps: self.steps.clone(),
         };
         let data = serde_json::to_vec_pretty(&j).expect("journal serializes");
-        fs.write_atomic(&self.journal, &Content::File { data, mode: 0o600 })
-            .context("Failed to write journal", &self.journal)?;
-        fs.sync_dir(dir)
-            .context("Failed to sync journal directory", dir)
+        let temp = format!(".#{}.tmp", self.id);
+        fs.stage_unsynced(&self.journal, &temp, &Content::File { data, mode: 0o600 })
+            .and_then(|()| fs.commit(&self.journal, &temp))
+            .context("Failed to write journal", &self.journal)
+    }
+
+    /// The directories whose contents the transaction changes, and the journal's.
+    fn touched_dirs(&self) -> Vec<&Path> {
+        let mut dirs: Vec<&Path> = self.steps.iter().map(step_dir).collect();
+        dirs.push(parent(&self.journal));
+        dirs
+    }
+
+    /// One `syncfs()` per file system that holds one of the transaction's directories.
+    fn barrier(&self) -> Result<()> {
+        barrier(self.host, &self.touched_dirs())
     }
 
     /// Creates `dirs` (recording the ones it created), stages every new file and backs up every
     /// file to be replaced or removed. Nothing visible changes but new empty directories.
     /// Returns the directories that were created.
     pub fn stage(&mut self, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        let fs = self.host.fs();
+        // Everything the transaction may leave behind is named in the journal before it
+        // exists: the directories that are missing now, the temporary and the backup names.
+        for d in dirs {
+            for a in d.ancestors().collect::<Vec<_>>().into_iter().rev() {
+                if a != Path::new("/")
+                    && !self.created.iter().any(|c| c == a)
+                    && matches!(fs.lstat(a), Ok(None))
+                {
+                    self.created.push(a.to_path_buf());
+                }
+            }
+        }
+        if self.backups {
+            for (i, step) in self.steps.iter_mut().enumerate() {
+                if let Step::Place { backup, .. } | Step::Remove { backup, .. } = step {
+                    *backup = Some(temp_name(&self.id, i, "old"));
+                }
+            }
+        }
+        let nothing_to_stage = self.created.is_empty()
+            && !self.steps.iter().any(|s| {
+                matches!(
+                    s,
+                    Step::Place { .. }
+                        | Step::Remove {
+                            backup: Some(_),
+                            ..
+                        }
+                )
+            });
+        if nothing_to_stage {
+            // Removals only: the commit mark, durable, is all a crash needs to find.
+            self.write_journal(Phase::Commit)?;
+            self.barrier()?;
+            fault::point("txn: commit journal written");
+            return Ok(Vec::new());
+        }
         self.write_journal(Phase::Staging)?;
         fault::point("txn: journal written");
-        let fs = self.host.fs();
         let mut created = Vec::new();
         for d in dirs {
             if let Some(parent) = d.parent() {
-                fs.mkdir_p(parent, 0o755)
-                    .context("Failed to create directory", parent)?;
-            }
-            let made = fs.mkdir(d, 0o755).context("Failed to create directory", d);
-            match made {
-                Ok(true) => {
-                    created.push(d.clone());
-                    self.created.push(d.clone());
-                    self.write_journal(Phase::Staging)?;
+                let made = fs
+                    .mkdir_p(parent, 0o755)
+                    .context("Failed to create directory", parent);
+                if let Err(e) = made {
+                    self.rollback();
+                    return Err(e);
                 }
+            }
+            match fs.mkdir(d, 0o755).context("Failed to create directory", d) {
+                Ok(true) => created.push(d.clone()),
                 Ok(false) => {}
                 Err(e) => {
                     self.rollback();
@@ -216,12 +315,23 @@ impl<'h> Txn<'h> {
                 }
             }
         }
-        if let Err(e) = self.stage_files() {
+        // One barrier makes the staged nodes and the commit mark durable together; a power
+        // cut during it is recognised by recovery through the checks of the staged nodes.
+        // Copied trees have no check: they are made durable before the mark is written.
+        let unchecked = self
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Place { check: None, .. }));
+        let staged = self
+            .stage_files()
+            .and_then(|()| if unchecked { self.barrier() } else { Ok(()) })
+            .and_then(|()| self.write_journal(Phase::Commit))
+            .and_then(|()| self.barrier());
+        if let Err(e) = staged {
             self.rollback();
             return Err(e);
         }
         fault::point("txn: staged");
-        self.write_journal(Phase::Commit)?;
         fault::point("txn: commit journal written");
         Ok(created)
     }
@@ -233,8 +343,6 @@ impl<'h> Txn<'h> {
                 Step::Place { path, .. } | Step::Remove { path, .. } => path.clone(),
                 Step::Rmdir { .. } => continue,
             };
-            // The backup's name goes into the journal before the link exists, so that a crash
-            // in between leaves nothing unknown behind.
             let existing = fs.lstat(&path).context("Failed to look at", &path)?;
             let may_replace_tree = matches!(
                 self.steps[i],
@@ -251,26 +359,27 @@ impl<'h> Txn<'h> {
                     source: std::io::Error::from_raw_os_error(libc::EISDIR),
                 });
             }
-            if self.backups && existing.is_some() {
-                let bak = temp_name(&self.id, i, "old");
-                if let Step::Place { backup, .. } | Step::Remove { backup, .. } = &mut self.steps[i]
-                {
-                    *backup = Some(bak.clone());
+            if let (
+                Some(_),
+                Step::Place {
+                    backup: Some(bak), ..
                 }
-                self.write_journal(Phase::Staging)?;
-                fs.keep_aside(&path, backup_dir(&path), &bak)
+                | Step::Remove {
+                    backup: Some(bak), ..
+                },
+            ) = (&existing, &self.steps[i])
+            {
+                fs.keep_aside(&path, backup_dir(&path), bak)
                     .context("Failed to back up", &path)?;
             }
             if let (Step::Place { path, temp, .. }, Some(content)) =
                 (&self.steps[i], &self.contents[i])
             {
-                fs.stage(path, temp, content)
+                fs.stage_unsynced(path, temp, content)
                     .context("Failed to write", path)?;
-                fs.sync_dir(parent(path)).context("Failed to sync", path)?;
                 if let Step::Place { staged, .. } = &mut self.steps[i] {
                     *staged = true;
                 }
-                self.write_journal(Phase::Staging)?;
             }
             fault::point("txn: file staged");
         }
@@ -279,6 +388,8 @@ impl<'h> Txn<'h> {
 
     /// Applies the staged steps in order. On an error, everything is restored as it was.
     pub fn commit(mut self) -> Result<Done> {
+        // No barrier after the renames: the journal goes after them, and a journal that a
+        // power cut kept makes recovery apply the (idempotent) steps again.
         match apply(self.host, &self.steps) {
             Ok(done) => {
                 cleanup(self.host, &self.steps);
@@ -323,6 +434,13 @@ fn remove_empty_journal_dirs(host: &Host) {
     }
 }
 
+/// The directory a step changes.
+fn step_dir(step: &Step) -> &Path {
+    match step {
+        Step::Place { path, .. } | Step::Remove { path, .. } | Step::Rmdir { path } => parent(path),
+    }
+}
+
 fn parent(p: &Path) -> &Path {
     p.parent().unwrap_or(Path::new("/"))
 }
@@ -360,12 +478,42 @@ fn apply(host: &Host, steps: &[Step]) -> Result<Done> {
         done.effective.push(effective);
         fault::point("txn: step committed");
     }
-    for step in steps {
-        if let Step::Place { path, .. } | Step::Remove { path, .. } = step {
-            let _ = fs.sync_dir(parent(path));
+    Ok(done)
+}
+
+/// One `syncfs()` per file system among `dirs` (missing directories are skipped).
+fn barrier(host: &Host, dirs: &[&Path]) -> Result<()> {
+    let mut synced = Vec::new();
+    for d in dirs {
+        let dev = match host.fs().stat(d) {
+            Ok(Some(st)) => st.st_dev,
+            _ => continue,
+        };
+        if !synced.contains(&dev) {
+            host.fs().sync_fs(d).context("Failed to sync", d)?;
+            synced.push(dev);
         }
     }
-    Ok(done)
+    Ok(())
+}
+
+/// Whether every staged node still waiting to be put in place is what was staged.
+fn staged_completely(host: &Host, steps: &[Step]) -> bool {
+    steps.iter().all(|step| match step {
+        Step::Place {
+            path,
+            temp,
+            check: Some(check),
+            ..
+        } => {
+            let staged = parent(path).join(temp);
+            match host.fs().lstat(&staged) {
+                Ok(Some(_)) => check.matches(host, &staged),
+                _ => true,
+            }
+        }
+        _ => true,
+    })
 }
 
 /// Removes the backups of a committed transaction.
@@ -490,12 +638,31 @@ impl Host {
                         rollback(self, &journal.steps, &journal.created);
                         "rolled back"
                     }
+                    Phase::Commit if !staged_completely(self, &journal.steps) => {
+                        // The barrier after the commit mark was cut short: nothing was
+                        // renamed yet.
+                        let mut steps = journal.steps.clone();
+                        for s in &mut steps {
+                            if let Step::Place { staged, .. } = s {
+                                *staged = false;
+                            }
+                        }
+                        rollback(self, &steps, &journal.created);
+                        "rolled back"
+                    }
                     Phase::Commit => {
-                        apply(self, &journal.steps).map_err(|e| Error::Io {
-                            what: "Failed to complete interrupted operation",
-                            path: path.clone(),
-                            source: std::io::Error::other(e.to_string()),
-                        })?;
+                        apply(self, &journal.steps)
+                            .and_then(|_| {
+                                let mut dirs: Vec<&Path> =
+                                    journal.steps.iter().map(step_dir).collect();
+                                dirs.push(Path::new(dir));
+                                barrier(self, &dirs)
+                            })
+                            .map_err(|e| Error::Io {
+                                what: "Failed to complete interrupted operation",
+                                path: path.clone(),
+                                source: std::io::Error::other(e.to_string()),
+                            })?;
                         cleanup(self, &journal.steps);
                         "completed"
                     }

@@ -123,3 +123,38 @@ fn mixed_reattach_of_a_directory_copy_survives_a_crash_at_every_step() {
         ],
     );
 }
+
+/// A power cut during the barrier that makes the staged files and the commit mark durable
+/// may keep the mark and lose file data: recovery sees that a staged file is not what the
+/// journal says and rolls back (nothing was renamed yet) instead of installing it.
+#[test]
+fn a_commit_mark_without_its_staged_data_is_rolled_back() {
+    let prepare: &[&[&str]] = &[&["attach", "minimal_1"]];
+    let args = ["reattach", "minimal_2"];
+    let before = snapshot(fresh(prepare).path(), &DIRS);
+    for n in 1..200 {
+        let s = fresh(prepare);
+        let (status, err) = op(&s, &args, Some(n));
+        assert!(!status.success(), "no crash point after the barrier");
+        if !err.contains("(txn: staged)") {
+            continue;
+        }
+        // Cut one staged unit file short, as a lost write would.
+        let dir = s.join("/etc/systemd/system.attached");
+        let staged = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(".#portctl-") && name.ends_with(".new") && p.is_file()
+            })
+            .expect("a staged unit file");
+        std::fs::write(&staged, b"").unwrap();
+        let recovered = s.host().recover().unwrap();
+        assert_eq!(recovered.len(), 1);
+        assert_eq!(recovered[0].outcome, "rolled back");
+        assert_eq!(snapshot(s.path(), &DIRS), before);
+        return;
+    }
+    panic!("never reached the staged point");
+}
