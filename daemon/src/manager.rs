@@ -37,9 +37,10 @@ pub async fn sync_image_objects(
             .cloned()
             .collect();
         let gone = if complete {
+            let listed: std::collections::HashSet<&String> = names.iter().collect();
             exported
                 .iter()
-                .filter(|n| !names.contains(n))
+                .filter(|n| !listed.contains(n))
                 .cloned()
                 .collect()
         } else {
@@ -115,19 +116,25 @@ impl Manager {
             .state
             .blocking(|h, pid1| {
                 let images = h.list_images()?;
-                Ok(images
-                    .into_iter()
-                    .map(|i| {
-                        let state = match h.image_state(pid1, &i.name) {
+                let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
+                let states: Vec<String> = match h.image_states(pid1, &names) {
+                    Ok(states) => states
+                        .into_iter()
+                        .zip(&names)
+                        .map(|(s, name)| match s {
                             Ok(s) => s.as_str().to_string(),
                             Err(e) => {
-                                tracing::error!(image = %i.name, "cannot work out the state: {e}");
+                                tracing::error!(image = %name, "cannot work out the state: {e}");
                                 String::new()
                             }
-                        };
-                        (i, state)
-                    })
-                    .collect::<Vec<_>>())
+                        })
+                        .collect(),
+                    Err(e) => {
+                        tracing::error!("cannot work out the states of the images: {e}");
+                        vec![String::new(); images.len()]
+                    }
+                };
+                Ok(images.into_iter().zip(states).collect::<Vec<_>>())
             })
             .await?;
         let all: Vec<String> = rows.iter().map(|(i, _)| i.name.clone()).collect();

@@ -7,13 +7,13 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, OFlags, Stat, StatxFlags};
+use rustix::fs::{AtFlags, FileType, StatxFlags};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::host::{Host, IMAGE_SEARCH_PATH};
 use crate::names::{self, ImageRef};
-use crate::root::ImageRoot;
+use crate::root::{ImageRoot, NodeKind};
 use crate::sys;
 
 /// Sentinel for "unknown" sizes (`UINT64_MAX`).
@@ -82,8 +82,8 @@ impl Image {
     }
 }
 
-fn classify(st: &Stat, file_name: &[u8]) -> Option<(ImageType, bool)> {
-    match FileType::from_raw_mode(st.st_mode) {
+fn classify(file_type: FileType, file_name: &[u8]) -> Option<(ImageType, bool)> {
+    match file_type {
         FileType::Directory => Some((ImageType::Directory, false)),
         FileType::RegularFile if file_name.ends_with(b".raw") => Some((ImageType::Raw, true)),
         FileType::BlockDevice => Some((ImageType::Block, false)),
@@ -99,11 +99,9 @@ fn usec(sec: i64, nsec: u32) -> u64 {
 }
 
 /// Birth time: statx btime, else systemd's `user.crtime_usec` xattr; 0 when unknown.
-fn crtime(fd: &OwnedFd) -> u64 {
-    if let Ok(stx) = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BTIME) {
-        if stx.stx_mask & StatxFlags::BTIME.bits() != 0 {
-            return usec(stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec);
-        }
+fn crtime(fd: &OwnedFd, stx: &rustix::fs::Statx) -> u64 {
+    if stx.stx_mask & StatxFlags::BTIME.bits() != 0 {
+        return usec(stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec);
     }
     let mut buf = [0u8; 8];
     match rustix::fs::fgetxattr(fd, "user.crtime_usec", &mut buf) {
@@ -112,35 +110,47 @@ fn crtime(fd: &OwnedFd) -> u64 {
     }
 }
 
-/// Builds the [`Image`] for `path` (a logical host path), which `stat()` says is of `kind`.
+/// Builds the [`Image`] for `path` (a logical host path), which the directory listing says is
+/// of `kind`. One open, one `statx()`, one `fstatfs()` (and for directories the flags ioctl):
+/// `ListImages` does this for every image.
 fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Result<Image> {
-    let fs = host.fs();
-    let flags = match kind {
-        ImageType::Directory | ImageType::Subvolume => OFlags::RDONLY | OFlags::DIRECTORY,
-        ImageType::Raw | ImageType::Block => OFlags::RDONLY | OFlags::NONBLOCK,
-    };
-    let pfd = fs.open_path(&path).context("Failed to open image", &path)?;
-    let st = rustix::fs::fstat(&pfd)
-        .map_err(std::io::Error::from)
-        .context("Failed to stat image", &path)?;
-    // Re-open for reading, so that ioctls and xattrs work (an O_PATH fd allows neither).
-    let fd = rustix::fs::open(
-        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pfd)),
-        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
-        rustix::fs::Mode::empty(),
+    let directory = matches!(kind, ImageType::Directory | ImageType::Subvolume);
+    let fd = host
+        .fs()
+        .open_inspect(&path, directory)
+        .context("Failed to open image", &path)?;
+    let stx = rustix::fs::statx(
+        &fd,
+        "",
+        AtFlags::EMPTY_PATH,
+        StatxFlags::BASIC_STATS | StatxFlags::BTIME,
     )
     .map_err(std::io::Error::from)
-    .context("Failed to open image", &path)?;
-    let fs_read_only = rustix::fs::fstatvfs(&fd)
-        .map(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
-        .unwrap_or(false);
+    .context("Failed to stat image", &path)?;
+    // The node may have been replaced since the listing: it must still be of its kind.
+    let same_kind = match FileType::from_raw_mode(u32::from(stx.stx_mode)) {
+        FileType::Directory => directory,
+        FileType::RegularFile => kind == ImageType::Raw,
+        FileType::BlockDevice => kind == ImageType::Block,
+        _ => false,
+    };
+    if !same_kind {
+        return Err(Error::Io {
+            what: "Image changed while it was inspected",
+            path,
+            source: std::io::Error::from_raw_os_error(libc::ESTALE),
+        });
+    }
+    let sfs = rustix::fs::fstatfs(&fd).ok();
+    // ST_RDONLY in statfs's f_flags (Linux 2.6.36 and later).
+    let fs_read_only = sfs.as_ref().is_some_and(|s| s.f_flags as u64 & 1 != 0);
     let vendor = path.starts_with("/usr");
     let mut image = Image {
         name,
         path,
         kind,
         read_only: vendor || fs_read_only,
-        crtime_usec: crtime(&fd),
+        crtime_usec: crtime(&fd, &stx),
         mtime_usec: 0,
         usage: UNKNOWN,
         usage_exclusive: UNKNOWN,
@@ -149,11 +159,9 @@ fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Resu
     };
     match kind {
         ImageType::Directory | ImageType::Subvolume => {
-            let is_btrfs = rustix::fs::fstatfs(&fd)
-                // f_type is signed on some architectures and unsigned on others.
-                .map(|s| (s.f_type as u64 & 0xFFFF_FFFF) == BTRFS_SUPER_MAGIC)
-                .unwrap_or(false);
-            if is_btrfs && st.st_ino == BTRFS_FIRST_FREE_OBJECTID {
+            // f_type is signed on some architectures and unsigned on others.
+            let is_btrfs = sfs.is_some_and(|s| (s.f_type as u64 & 0xFFFF_FFFF) == BTRFS_SUPER_MAGIC);
+            if is_btrfs && stx.stx_ino == BTRFS_FIRST_FREE_OBJECTID {
                 image.kind = ImageType::Subvolume;
                 image.read_only |= sys::btrfs_subvol_read_only(&fd).unwrap_or(false);
             }
@@ -163,11 +171,11 @@ fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Resu
             image.read_only |= immutable;
         }
         ImageType::Raw => {
-            image.read_only |= st.st_mode & 0o222 == 0;
-            image.mtime_usec = usec(st.st_mtime, st.st_mtime_nsec as u32);
-            image.usage = (st.st_blocks as u64).saturating_mul(512);
+            image.read_only |= stx.stx_mode & 0o222 == 0;
+            image.mtime_usec = usec(stx.stx_mtime.tv_sec, stx.stx_mtime.tv_nsec);
+            image.usage = stx.stx_blocks.saturating_mul(512);
             image.usage_exclusive = image.usage;
-            image.limit = st.st_size as u64;
+            image.limit = stx.stx_size;
             image.limit_exclusive = image.limit;
         }
         ImageType::Block => {
@@ -207,15 +215,23 @@ impl Host {
             for entry in entries {
                 let file_name = entry.name.as_bytes();
                 let path = Path::new(dir).join(&entry.name);
-                let st = match self.fs().stat(&path) {
-                    Ok(Some(st)) => st,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), "cannot stat image: {e}");
-                        continue;
-                    }
+                // The listing's type, unless a symlink (or a file system without d_type)
+                // needs a stat; make_image checks it again on the opened node.
+                let file_type = match entry.kind {
+                    NodeKind::Directory => FileType::Directory,
+                    NodeKind::File => FileType::RegularFile,
+                    NodeKind::BlockDevice => FileType::BlockDevice,
+                    NodeKind::Symlink | NodeKind::Unknown => match self.fs().stat(&path) {
+                        Ok(Some(st)) => FileType::from_raw_mode(st.st_mode),
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), "cannot stat image: {e}");
+                            continue;
+                        }
+                    },
+                    _ => continue,
                 };
-                let Some((kind, raw)) = classify(&st, file_name) else {
+                let Some((kind, raw)) = classify(file_type, file_name) else {
                     continue;
                 };
                 let Some(name) = names::image_name_from_file_name(file_name, raw) else {
@@ -288,7 +304,7 @@ impl Host {
         };
         let file_name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
         let (kind, raw) =
-            classify(&st, file_name).ok_or_else(|| Error::BadImageType(shown.clone()))?;
+            classify(FileType::from_raw_mode(st.st_mode), file_name).ok_or_else(|| Error::BadImageType(shown.clone()))?;
         let name = names::image_name_from_file_name(file_name, raw)
             .ok_or_else(|| names::ImageRefError::Invalid(shown.clone()))?;
         make_image(self, name, path.to_path_buf(), kind)

@@ -597,26 +597,32 @@ impl Host {
         arg: &str,
         extensions: &[String],
     ) -> Result<Vec<Attached>> {
+        let mut all = self.all_attached_units(dir)?;
+        all.retain(|a| marker::matches(&a.marker, arg, extensions));
+        Ok(all)
+    }
+
+    /// Every unit in `dir` with a portable marker, sorted by name.
+    fn all_attached_units(&self, dir: &Path) -> Result<Vec<Attached>> {
         let Some(entries) = self.fs().read_dir(dir).context("Failed to list", dir)? else {
             return Ok(Vec::new());
         };
-        let mut seen = BTreeSet::new();
+        let files: BTreeSet<&std::ffi::OsStr> = entries
+            .iter()
+            .filter(|x| x.kind != NodeKind::Directory)
+            .map(|x| x.name.as_os_str())
+            .collect();
         let mut out = Vec::new();
         for e in &entries {
-            let Ok(name) = e.name.clone().into_string() else {
+            let Some(unit) = e
+                .name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".d"))
+                .filter(|_| e.kind == NodeKind::Directory)
+            else {
                 continue;
             };
-            let (unit, has_file) = match (e.kind, name.strip_suffix(".d")) {
-                (NodeKind::Directory, Some(u)) => (u.to_string(), false),
-                (NodeKind::File | NodeKind::Symlink, None) => (name.clone(), true),
-                _ => continue,
-            };
-            if !unit_name_is_valid(&unit) || !seen.insert(unit.clone()) {
-                if has_file {
-                    if let Some(a) = out.iter_mut().find(|a: &&mut Attached| a.unit == unit) {
-                        a.has_file = true;
-                    }
-                }
+            if !unit_name_is_valid(unit) {
                 continue;
             }
             let dropin = dir.join(format!("{unit}.d/20-portable.conf"));
@@ -629,16 +635,9 @@ impl Host {
             let Some(m) = marker::parse_marker_line(&first) else {
                 continue;
             };
-            if !marker::matches(m, arg, extensions) {
-                continue;
-            }
-            let has_file = has_file
-                || entries.iter().any(|x| {
-                    x.name == std::ffi::OsStr::new(&unit) && x.kind != NodeKind::Directory
-                });
             out.push(Attached {
-                unit,
-                has_file,
+                unit: unit.to_string(),
+                has_file: files.contains(std::ffi::OsStr::new(unit)),
                 marker: m.to_string(),
             });
         }
@@ -934,14 +933,40 @@ impl Host {
 
     /// The state of an image, by name or path (the image need not exist).
     pub fn image_state(&self, pid1: &dyn ServiceManager, arg: &str) -> Result<State> {
-        for runtime in [false, true] {
-            let found = self.attached_units(attached_dir(runtime), arg, &[])?;
-            if found.is_empty() {
+        let attached = AttachedUnits::read(self)?;
+        self.state_among(pid1, &attached, arg)
+    }
+
+    /// The states of many images (`ListImages`), reading the attached directories once.
+    pub fn image_states(
+        &self,
+        pid1: &dyn ServiceManager,
+        args: &[&str],
+    ) -> Result<Vec<Result<State>>> {
+        let attached = AttachedUnits::read(self)?;
+        Ok(args
+            .iter()
+            .map(|arg| self.state_among(pid1, &attached, arg))
+            .collect())
+    }
+
+    fn state_among(
+        &self,
+        pid1: &dyn ServiceManager,
+        attached: &AttachedUnits,
+        arg: &str,
+    ) -> Result<State> {
+        for (runtime, all) in [(false, &attached.persistent), (true, &attached.runtime)] {
+            let mut found = all
+                .iter()
+                .filter(|a| marker::matches(&a.marker, arg, &[]))
+                .peekable();
+            if found.peek().is_none() {
                 continue;
             }
             let mut running = false;
             let mut enabled = false;
-            for a in &found {
+            for a in found {
                 running |= active(pid1, &a.unit)?;
                 enabled |= a.has_file && self.unit_enabled(&a.unit);
             }
@@ -955,6 +980,21 @@ impl Host {
             });
         }
         Ok(State::Detached)
+    }
+}
+
+/// The units of both attached directories, read once.
+struct AttachedUnits {
+    persistent: Vec<Attached>,
+    runtime: Vec<Attached>,
+}
+
+impl AttachedUnits {
+    fn read(host: &Host) -> Result<Self> {
+        Ok(Self {
+            persistent: host.all_attached_units(attached_dir(false))?,
+            runtime: host.all_attached_units(attached_dir(true))?,
+        })
     }
 }
 

@@ -146,6 +146,17 @@ impl ImageRoot {
         }
     }
 
+    /// Opens `path` read-only without side effects (`O_NONBLOCK`, `O_NOCTTY`), following
+    /// symlinks inside the image; with `directory`, only a directory.
+    pub fn open_inspect(&self, path: &Path, directory: bool) -> io::Result<OwnedFd> {
+        let kind = if directory {
+            OFlags::DIRECTORY
+        } else {
+            OFlags::NONBLOCK
+        };
+        self.resolve(path, OFlags::RDONLY | kind)
+    }
+
     /// Opens `path` as an `O_PATH` fd, following symlinks inside the image.
     pub fn open_path(&self, path: &Path) -> io::Result<OwnedFd> {
         self.resolve(path, OFlags::PATH)
