@@ -4,7 +4,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use portctl_dbus::path::escape_label;
 use portctl_engine::portable::ServiceManager;
 use zbus::Connection;
 
@@ -77,7 +76,25 @@ impl SystemdManager {
             let rows: Vec<Row> = reply.body().deserialize()?;
             return Ok(!rows.is_empty());
         }
-        let path = format!("/org/freedesktop/systemd1/unit/{}", escape_label(unit));
+        // GetUnit first: a unit PID 1 has not loaded cannot be active, and asking for the
+        // properties of its object path would make PID 1 load it (as v252 does).
+        let loaded = self
+            .conn
+            .call_method(
+                Some("org.freedesktop.systemd1"),
+                "/org/freedesktop/systemd1",
+                Some("org.freedesktop.systemd1.Manager"),
+                "GetUnit",
+                &(unit,),
+            )
+            .await;
+        let path: zbus::OwnedObjectPath = match loaded {
+            Ok(reply) => reply.body().deserialize()?,
+            Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.NoSuchUnit") => {
+                return Ok(false)
+            }
+            Err(e) => return Err(e),
+        };
         let reply = self
             .conn
             .call_method(

@@ -114,6 +114,53 @@ fn crtime(fd: &OwnedFd, stx: &rustix::fs::Statx) -> u64 {
 /// of `kind`. One open, one `statx()`, one `fstatfs()` (and for directories the flags ioctl):
 /// `ListImages` does this for every image.
 fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Result<Image> {
+    make_image_cached(host, name, path, kind, &mut FsCache::default())
+}
+
+/// What `fstatfs()` says of the mounts seen so far (read-only, btrfs), by mount id and
+/// device (a read-only bind mount shares the device, not the mount): a listing asks once per
+/// mount, not once per image.
+#[derive(Default)]
+struct FsCache(Vec<(MountKey, Option<FsInfo>)>);
+
+/// Mount id, device major and minor.
+type MountKey = (u64, u32, u32);
+/// Read-only, btrfs.
+type FsInfo = (bool, bool);
+
+impl FsCache {
+    fn get(&mut self, fd: &OwnedFd, stx: &rustix::fs::Statx) -> Option<FsInfo> {
+        if stx.stx_mask & StatxFlags::MNT_ID.bits() == 0 {
+            return Self::ask(fd);
+        }
+        let dev = (stx.stx_mnt_id, stx.stx_dev_major, stx.stx_dev_minor);
+        if let Some((_, info)) = self.0.iter().find(|(d, _)| *d == dev) {
+            return *info;
+        }
+        let info = Self::ask(fd);
+        self.0.push((dev, info));
+        info
+    }
+
+    fn ask(fd: &OwnedFd) -> Option<FsInfo> {
+        rustix::fs::fstatfs(fd).ok().map(|s| {
+            // ST_RDONLY in f_flags (Linux 2.6.36 and later); f_type is signed on some
+            // architectures and unsigned on others.
+            (
+                s.f_flags as u64 & 1 != 0,
+                (s.f_type as u64 & 0xFFFF_FFFF) == BTRFS_SUPER_MAGIC,
+            )
+        })
+    }
+}
+
+fn make_image_cached(
+    host: &Host,
+    name: String,
+    path: PathBuf,
+    kind: ImageType,
+    fs_cache: &mut FsCache,
+) -> Result<Image> {
     let directory = matches!(kind, ImageType::Directory | ImageType::Subvolume);
     let fd = host
         .fs()
@@ -123,7 +170,7 @@ fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Resu
         &fd,
         "",
         AtFlags::EMPTY_PATH,
-        StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+        StatxFlags::BASIC_STATS | StatxFlags::BTIME | StatxFlags::MNT_ID,
     )
     .map_err(std::io::Error::from)
     .context("Failed to stat image", &path)?;
@@ -141,9 +188,7 @@ fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Resu
             source: std::io::Error::from_raw_os_error(libc::ESTALE),
         });
     }
-    let sfs = rustix::fs::fstatfs(&fd).ok();
-    // ST_RDONLY in statfs's f_flags (Linux 2.6.36 and later).
-    let fs_read_only = sfs.as_ref().is_some_and(|s| s.f_flags as u64 & 1 != 0);
+    let (fs_read_only, is_btrfs) = fs_cache.get(&fd, &stx).unwrap_or((false, false));
     let vendor = path.starts_with("/usr");
     let mut image = Image {
         name,
@@ -159,8 +204,6 @@ fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Resu
     };
     match kind {
         ImageType::Directory | ImageType::Subvolume => {
-            // f_type is signed on some architectures and unsigned on others.
-            let is_btrfs = sfs.is_some_and(|s| (s.f_type as u64 & 0xFFFF_FFFF) == BTRFS_SUPER_MAGIC);
             if is_btrfs && stx.stx_ino == BTRFS_FIRST_FREE_OBJECTID {
                 image.kind = ImageType::Subvolume;
                 image.read_only |= sys::btrfs_subvol_read_only(&fd).unwrap_or(false);
@@ -201,6 +244,7 @@ impl Host {
     pub fn list_images(&self) -> Result<Vec<Image>> {
         let mut seen = HashSet::new();
         let mut images = Vec::new();
+        let mut fs_cache = FsCache::default();
         for dir in IMAGE_SEARCH_PATH {
             let entries = match self.fs().read_dir(Path::new(dir)) {
                 Ok(Some(e)) => e,
@@ -244,7 +288,7 @@ impl Host {
                 if !seen.insert(name.clone()) {
                     continue;
                 }
-                match make_image(self, name, path, kind) {
+                match make_image_cached(self, name, path, kind, &mut fs_cache) {
                     Ok(image) => images.push(image),
                     Err(e) => tracing::warn!("skipping image: {e}"),
                 }
@@ -303,8 +347,8 @@ impl Host {
             Err(e) => return Err(e).context("Failed to look up image", path),
         };
         let file_name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
-        let (kind, raw) =
-            classify(FileType::from_raw_mode(st.st_mode), file_name).ok_or_else(|| Error::BadImageType(shown.clone()))?;
+        let (kind, raw) = classify(FileType::from_raw_mode(st.st_mode), file_name)
+            .ok_or_else(|| Error::BadImageType(shown.clone()))?;
         let name = names::image_name_from_file_name(file_name, raw)
             .ok_or_else(|| names::ImageRefError::Invalid(shown.clone()))?;
         make_image(self, name, path.to_path_buf(), kind)

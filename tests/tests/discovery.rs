@@ -208,6 +208,54 @@ fn read_only_detection() {
     assert!(ro("r"));
 }
 
+/// A read-only bind mount shares its device with the writable original: a listing must still
+/// see which images sit on the read-only mount (the per-mount cache of `ListImages`).
+#[test]
+fn read_only_bind_mount_in_the_listing() {
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let s = Scratch::new();
+    make_tree(
+        s.path(),
+        &[
+            Node::Dir("/var/lib/portables/rw"),
+            Node::Dir("/srv/images/ro"),
+            Node::Dir("/run/portables"),
+        ],
+    );
+    let target = s.join("/run/portables");
+    let bind = |args: &[&str]| {
+        let ok = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount {args:?}");
+    };
+    bind(&[
+        "--bind",
+        s.join("/srv/images").to_str().unwrap(),
+        target.to_str().unwrap(),
+    ]);
+    let _unmount = Unmount(target.clone());
+    bind(&["-o", "remount,bind,ro", target.to_str().unwrap()]);
+    let host = s.host();
+    let listed: Vec<(String, bool)> = host
+        .list_images()
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.name, i.read_only))
+        .collect();
+    assert_eq!(
+        listed,
+        [("ro".to_string(), true), ("rw".to_string(), false)]
+    );
+}
+
 #[test]
 fn timestamps_and_usage() {
     let s = Scratch::new();
