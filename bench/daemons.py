@@ -194,6 +194,14 @@ def run(client, service, reps):
     use("list10")
     bench("cold start (activation + list)", lambda: timed(c + ["list"]), setup=lambda: stop(service),
           n=max(5, reps // 2))
+    # The floor under any cold start: systemd starting a unit that runs /bin/true.
+    with open("/run/systemd/system/bench-floor.service", "w") as f:
+        f.write("[Service]\nType=oneshot\nExecStart=/bin/true\n")
+    sh("systemctl", "daemon-reload")
+    bench("floor: systemctl start of /bin/true", lambda: timed(["systemctl", "start", "bench-floor.service"]),
+          n=max(5, reps // 2))
+    os.unlink("/run/systemd/system/bench-floor.service")
+    sh("systemctl", "daemon-reload")
     stop(service)
     timed(c + ["list"])
     time.sleep(1)

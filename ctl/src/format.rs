@@ -29,11 +29,17 @@ pub fn timestamp(usec: u64) -> String {
     }
     match jiff::Timestamp::from_microsecond(usec as i64) {
         Ok(ts) => ts
-            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .to_zoned_datetime(local_zone().clone())
             .strftime("%a %Y-%m-%d %H:%M:%S %Z")
             .to_string(),
         Err(_) => "-".into(),
     }
+}
+
+/// The local time zone, looked up once per process (a listing formats many timestamps).
+fn local_zone() -> &'static jiff::tz::TimeZone {
+    static ZONE: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    ZONE.get_or_init(jiff::tz::TimeZone::system)
 }
 
 /// A table as systemd prints it: columns padded to their widest cell (header included when

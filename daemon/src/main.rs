@@ -116,13 +116,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             },
         )
         .await?;
+    // Image objects exist before the name is taken, so that a call to one of them that
+    // activated portctld finds it; the listings alone name them (no image is opened).
     let names = state
-        .blocking(|h, _| {
-            Ok(h.list_images()?
-                .into_iter()
-                .map(|i| i.name)
-                .collect::<Vec<_>>())
-        })
+        .blocking(|h, _| Ok(h.image_names()))
         .await
         .unwrap_or_default();
     sync_image_objects(&state, conn.object_server(), &names, true).await;

@@ -114,7 +114,7 @@ fn crtime(fd: &OwnedFd, stx: &rustix::fs::Statx) -> u64 {
 /// of `kind`. One open, one `statx()`, one `fstatfs()` (and for directories the flags ioctl):
 /// `ListImages` does this for every image.
 fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Result<Image> {
-    make_image_cached(host, name, path, kind, &mut FsCache::default())
+    make_image_cached(host, name, path, kind, None, &mut FsCache::default())
 }
 
 /// What `fstatfs()` says of the mounts seen so far (read-only, btrfs), by mount id and
@@ -154,17 +154,20 @@ impl FsCache {
     }
 }
 
+/// [`make_image`] for a listing: `at` is the open directory and the entry's name (opened
+/// there unless it is a symlink), `fs_cache` what is known of the mounts.
 fn make_image_cached(
     host: &Host,
     name: String,
     path: PathBuf,
     kind: ImageType,
+    at: Option<(&OwnedFd, &std::ffi::OsStr)>,
     fs_cache: &mut FsCache,
 ) -> Result<Image> {
     let directory = matches!(kind, ImageType::Directory | ImageType::Subvolume);
-    let fd = host
-        .fs()
-        .open_inspect(&path, directory)
+    let fd = at
+        .and_then(|(dir, entry)| crate::root::open_entry(dir, entry, directory).ok())
+        .map_or_else(|| host.fs().open_inspect(&path, directory), Ok)
         .context("Failed to open image", &path)?;
     let stx = rustix::fs::statx(
         &fd,
@@ -234,6 +237,15 @@ fn make_image_cached(
     Ok(image)
 }
 
+/// An image found in a listing.
+struct Found {
+    name: String,
+    path: PathBuf,
+    kind: ImageType,
+    /// The listed directory and the entry's name in it (not for symlinks).
+    at: Option<(std::rc::Rc<OwnedFd>, std::ffi::OsString)>,
+}
+
 fn missing(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
 }
@@ -242,12 +254,38 @@ impl Host {
     /// Every image in the search path, sorted by name. When two directories hold an image of
     /// the same name, the earlier directory wins.
     pub fn list_images(&self) -> Result<Vec<Image>> {
-        let mut seen = HashSet::new();
-        let mut images = Vec::new();
         let mut fs_cache = FsCache::default();
+        let mut images: Vec<Image> = self
+            .scan_images()
+            .into_iter()
+            .filter_map(|f| {
+                let at =
+                    f.at.as_ref()
+                        .map(|(dir, entry)| (&**dir, entry.as_os_str()));
+                make_image_cached(self, f.name, f.path, f.kind, at, &mut fs_cache)
+                    .map_err(|e| tracing::warn!("skipping image: {e}"))
+                    .ok()
+            })
+            .collect();
+        images.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(images)
+    }
+
+    /// The names of the images in the search path, from the directory listings alone (no
+    /// image is opened): what portctld exports as objects when it starts.
+    pub fn image_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.scan_images().into_iter().map(|f| f.name).collect();
+        names.sort();
+        names
+    }
+
+    /// Every image in the search path; the earlier directory wins.
+    fn scan_images(&self) -> Vec<Found> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
         for dir in IMAGE_SEARCH_PATH {
-            let entries = match self.fs().read_dir(Path::new(dir)) {
-                Ok(Some(e)) => e,
+            let (dir_fd, entries) = match self.fs().read_dir_open(Path::new(dir)) {
+                Ok(Some((fd, e))) => (std::rc::Rc::new(fd), e),
                 Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!(dir, "cannot list image directory: {e}");
@@ -281,21 +319,26 @@ impl Host {
                 let Some(name) = names::image_name_from_file_name(file_name, raw) else {
                     continue;
                 };
-                found.push((raw, name, path, kind));
+                let at = (entry.kind != NodeKind::Symlink)
+                    .then(|| (std::rc::Rc::clone(&dir_fd), entry.name.clone()));
+                found.push((
+                    raw,
+                    Found {
+                        name,
+                        path,
+                        kind,
+                        at,
+                    },
+                ));
             }
-            found.sort_by_key(|(raw, ..)| *raw);
-            for (_, name, path, kind) in found {
-                if !seen.insert(name.clone()) {
-                    continue;
-                }
-                match make_image_cached(self, name, path, kind, &mut fs_cache) {
-                    Ok(image) => images.push(image),
-                    Err(e) => tracing::warn!("skipping image: {e}"),
+            found.sort_by_key(|(raw, _)| *raw);
+            for (_, f) in found {
+                if seen.insert(f.name.clone()) {
+                    out.push(f);
                 }
             }
         }
-        images.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(images)
+        out
     }
 
     /// Looks an image up by name in the search path.

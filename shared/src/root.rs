@@ -73,6 +73,26 @@ pub enum ReadError {
     Io(#[from] io::Error),
 }
 
+/// Opens the entry `name` (one component, as a listing gives it) of the open directory `dir`
+/// read-only without side effects, like [`ImageRoot::open_inspect`]. A symlink is not
+/// followed: `ELOOP` (or `ENOTDIR`), and the caller resolves the path instead.
+pub fn open_entry(dir: &OwnedFd, name: &std::ffi::OsStr, directory: bool) -> io::Result<OwnedFd> {
+    if name.as_bytes().contains(&b'/') || name == ".." || name == "." {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let kind = if directory {
+        OFlags::DIRECTORY
+    } else {
+        OFlags::NONBLOCK
+    };
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | kind,
+        Mode::empty(),
+    )?)
+}
+
 /// One entry of a directory inside the image.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -246,6 +266,12 @@ impl ImageRoot {
     /// Lists a directory of the image, sorted by name. `Ok(None)` when it does not exist or is
     /// not a directory.
     pub fn read_dir(&self, path: &Path) -> io::Result<Option<Vec<Entry>>> {
+        Ok(self.read_dir_open(path)?.map(|(_, entries)| entries))
+    }
+
+    /// [`ImageRoot::read_dir`], also returning the open directory, so that its entries can be
+    /// opened with [`open_entry`] without walking the path again.
+    pub fn read_dir_open(&self, path: &Path) -> io::Result<Option<(OwnedFd, Vec<Entry>)>> {
         let fd = match self.resolve(path, OFlags::RDONLY | OFlags::DIRECTORY) {
             Ok(fd) => fd,
             Err(e) if is_missing(&e) => return Ok(None),
@@ -275,7 +301,7 @@ impl ImageRoot {
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Some(out))
+        Ok(Some((fd, out)))
     }
 
     /// Creates directory `path` and its missing parents (mode `mode`, exactly, umask aside),
