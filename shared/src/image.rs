@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, StatxFlags};
+use rustix::fs::{AtFlags, FileType, Statx, StatxAttributes, StatxFlags};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
@@ -98,21 +98,19 @@ fn usec(sec: i64, nsec: u32) -> u64 {
     (sec as u64).saturating_mul(1_000_000) + u64::from(nsec) / 1000
 }
 
-/// Birth time: statx btime, else systemd's `user.crtime_usec` xattr; 0 when unknown.
-fn crtime(fd: &OwnedFd, stx: &rustix::fs::Statx) -> u64 {
+/// Birth time from statx, else systemd's `user.crtime_usec` xattr; 0 when unknown.
+fn crtime(stx: &Statx, fd: Option<&OwnedFd>) -> u64 {
     if stx.stx_mask & StatxFlags::BTIME.bits() != 0 {
         return usec(stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec);
     }
     let mut buf = [0u8; 8];
-    match rustix::fs::fgetxattr(fd, "user.crtime_usec", &mut buf) {
-        Ok(8) => u64::from_le_bytes(buf),
+    match fd.map(|fd| rustix::fs::fgetxattr(fd, "user.crtime_usec", &mut buf)) {
+        Some(Ok(8)) => u64::from_le_bytes(buf),
         _ => 0,
     }
 }
 
-/// Builds the [`Image`] for `path` (a logical host path), which the directory listing says is
-/// of `kind`. One open, one `statx()`, one `fstatfs()` (and for directories the flags ioctl):
-/// `ListImages` does this for every image.
+/// Builds the [`Image`] for `path` (a logical host path), which `stat()` says is of `kind`.
 fn make_image(host: &Host, name: String, path: PathBuf, kind: ImageType) -> Result<Image> {
     make_image_cached(host, name, path, kind, None, &mut FsCache::default())
 }
@@ -129,16 +127,25 @@ type MountKey = (u64, u32, u32);
 type FsInfo = (bool, bool);
 
 impl FsCache {
-    fn get(&mut self, fd: &OwnedFd, stx: &rustix::fs::Statx) -> Option<FsInfo> {
-        if stx.stx_mask & StatxFlags::MNT_ID.bits() == 0 {
-            return Self::ask(fd);
-        }
-        let dev = (stx.stx_mnt_id, stx.stx_dev_major, stx.stx_dev_minor);
-        if let Some((_, info)) = self.0.iter().find(|(d, _)| *d == dev) {
-            return *info;
+    fn key(stx: &Statx) -> Option<MountKey> {
+        (stx.stx_mask & StatxFlags::MNT_ID.bits() != 0)
+            .then_some((stx.stx_mnt_id, stx.stx_dev_major, stx.stx_dev_minor))
+    }
+
+    /// What is known of the mount of the node `stx` describes (`None`: ask with an fd).
+    fn known(&self, stx: &Statx) -> Option<Option<FsInfo>> {
+        let key = Self::key(stx)?;
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, info)| *info)
+    }
+
+    fn get(&mut self, fd: &OwnedFd, stx: &Statx) -> Option<FsInfo> {
+        if let Some(info) = self.known(stx) {
+            return info;
         }
         let info = Self::ask(fd);
-        self.0.push((dev, info));
+        if let Some(key) = Self::key(stx) {
+            self.0.push((key, info));
+        }
         info
     }
 
@@ -154,8 +161,15 @@ impl FsCache {
     }
 }
 
-/// [`make_image`] for a listing: `at` is the open directory and the entry's name (opened
-/// there unless it is a symlink), `fs_cache` what is known of the mounts.
+const STATX_MASK: StatxFlags = StatxFlags::BASIC_STATS
+    .union(StatxFlags::BTIME)
+    .union(StatxFlags::MNT_ID);
+
+/// [`make_image`] for a listing: `at` is the open directory and the entry's name, `fs_cache`
+/// what is known of the mounts. `ListImages` does this for every image, so an image is
+/// opened only when `statx()` of its entry cannot tell everything (the first image of a
+/// mount, block devices, btrfs subvolumes, file systems without birth times or the
+/// immutable attribute).
 fn make_image_cached(
     host: &Host,
     name: String,
@@ -165,18 +179,26 @@ fn make_image_cached(
     fs_cache: &mut FsCache,
 ) -> Result<Image> {
     let directory = matches!(kind, ImageType::Directory | ImageType::Subvolume);
-    let fd = at
-        .and_then(|(dir, entry)| crate::root::open_entry(dir, entry, directory).ok())
-        .map_or_else(|| host.fs().open_inspect(&path, directory), Ok)
-        .context("Failed to open image", &path)?;
-    let stx = rustix::fs::statx(
-        &fd,
-        "",
-        AtFlags::EMPTY_PATH,
-        StatxFlags::BASIC_STATS | StatxFlags::BTIME | StatxFlags::MNT_ID,
-    )
-    .map_err(std::io::Error::from)
-    .context("Failed to stat image", &path)?;
+    let open = || -> Result<OwnedFd> {
+        at.and_then(|(dir, entry)| crate::root::open_entry(dir, entry, directory).ok())
+            .map_or_else(|| host.fs().open_inspect(&path, directory), Ok)
+            .context("Failed to open image", &path)
+    };
+    let mut fd: Option<OwnedFd> = None;
+    let listed = at.and_then(|(dir, entry)| {
+        rustix::fs::statx(dir, entry, AtFlags::SYMLINK_NOFOLLOW, STATX_MASK).ok()
+    });
+    let stx = match listed {
+        Some(stx) => stx,
+        None => {
+            let f = open()?;
+            let stx = rustix::fs::statx(&f, "", AtFlags::EMPTY_PATH, STATX_MASK)
+                .map_err(std::io::Error::from)
+                .context("Failed to stat image", &path)?;
+            fd = Some(f);
+            stx
+        }
+    };
     // The node may have been replaced since the listing: it must still be of its kind.
     let same_kind = match FileType::from_raw_mode(u32::from(stx.stx_mode)) {
         FileType::Directory => directory,
@@ -191,14 +213,33 @@ fn make_image_cached(
             source: std::io::Error::from_raw_os_error(libc::ESTALE),
         });
     }
-    let (fs_read_only, is_btrfs) = fs_cache.get(&fd, &stx).unwrap_or((false, false));
-    let vendor = path.starts_with("/usr");
+    let (fs_read_only, is_btrfs) = match fs_cache.known(&stx) {
+        Some(info) => info,
+        None => {
+            if fd.is_none() {
+                fd = Some(open()?);
+            }
+            fs_cache.get(fd.as_ref().expect("opened"), &stx)
+        }
+    }
+    .unwrap_or((false, false));
+    let btrfs_subvolume = directory && is_btrfs && stx.stx_ino == BTRFS_FIRST_FREE_OBJECTID;
+    let immutable_known = stx
+        .stx_attributes_mask
+        .contains(StatxAttributes::IMMUTABLE);
+    let needs_fd = kind == ImageType::Block
+        || btrfs_subvolume
+        || (directory && !immutable_known)
+        || stx.stx_mask & StatxFlags::BTIME.bits() == 0;
+    if needs_fd && fd.is_none() {
+        fd = Some(open()?);
+    }
     let mut image = Image {
+        read_only: path.starts_with("/usr") || fs_read_only,
+        crtime_usec: crtime(&stx, fd.as_ref()),
         name,
         path,
         kind,
-        read_only: vendor || fs_read_only,
-        crtime_usec: crtime(&fd, &stx),
         mtime_usec: 0,
         usage: UNKNOWN,
         usage_exclusive: UNKNOWN,
@@ -207,13 +248,17 @@ fn make_image_cached(
     };
     match kind {
         ImageType::Directory | ImageType::Subvolume => {
-            if is_btrfs && stx.stx_ino == BTRFS_FIRST_FREE_OBJECTID {
+            if let (true, Some(fd)) = (btrfs_subvolume, &fd) {
                 image.kind = ImageType::Subvolume;
-                image.read_only |= sys::btrfs_subvol_read_only(&fd).unwrap_or(false);
+                image.read_only |= sys::btrfs_subvol_read_only(fd).unwrap_or(false);
             }
-            let immutable = sys::inode_flags(std::os::fd::AsFd::as_fd(&fd))
-                .map(|f| f & sys::FS_IMMUTABLE_FL != 0)
-                .unwrap_or(false);
+            let immutable = if immutable_known {
+                stx.stx_attributes.contains(StatxAttributes::IMMUTABLE)
+            } else {
+                fd.as_ref()
+                    .and_then(|fd| sys::inode_flags(std::os::fd::AsFd::as_fd(fd)).ok())
+                    .is_some_and(|f| f & sys::FS_IMMUTABLE_FL != 0)
+            };
             image.read_only |= immutable;
         }
         ImageType::Raw => {
@@ -225,12 +270,14 @@ fn make_image_cached(
             image.limit_exclusive = image.limit;
         }
         ImageType::Block => {
-            image.read_only |= sys::block_read_only(&fd).unwrap_or(false);
-            if let Ok(size) = sys::block_size(&fd) {
-                image.usage = size;
-                image.usage_exclusive = size;
-                image.limit = size;
-                image.limit_exclusive = size;
+            if let Some(fd) = &fd {
+                image.read_only |= sys::block_read_only(fd).unwrap_or(false);
+                if let Ok(size) = sys::block_size(fd) {
+                    image.usage = size;
+                    image.usage_exclusive = size;
+                    image.limit = size;
+                    image.limit_exclusive = size;
+                }
             }
         }
     }

@@ -206,6 +206,14 @@ fn read_only_detection() {
     assert!(ro("vendor"));
     assert!(!ro("w"));
     assert!(ro("r"));
+    // A listing (statx of the entries, few opens) says the same as a lookup.
+    for image in host.list_images().unwrap() {
+        assert_eq!(image.read_only, ro(&image.name), "{}", image.name);
+        assert_eq!(
+            image.crtime_usec,
+            host.find_image(&image.name).unwrap().crtime_usec
+        );
+    }
 }
 
 /// A read-only bind mount shares its device with the writable original: a listing must still
