@@ -232,7 +232,7 @@ impl<'h> Txn<'h> {
             created: self.created.clone(),
             steps: self.steps.clone(),
         };
-        let data = serde_json::to_vec_pretty(&j).expect("journal serializes");
+        let data = serde_json::to_vec(&j).expect("journal serializes");
         let temp = format!(".#{}.tmp", self.id);
         fs.stage_unsynced(&self.journal, &temp, &Content::File { data, mode: 0o600 })
             .and_then(|()| fs.commit(&self.journal, &temp))
