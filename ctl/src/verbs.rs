@@ -127,7 +127,11 @@ where
 }
 
 /// Prints `value` as JSON when `--json` was given; tells whether it did.
-fn json(cli: &Cli, value: serde_json::Value) -> bool {
+fn json(cli: &Cli, value: impl FnOnce() -> serde_json::Value) -> bool {
+    if cli.json.is_none() {
+        return false;
+    }
+    let value = value();
     match cli.json {
         Some(crate::JsonFormat::Pretty) => {
             println!("{}", serde_json::to_string_pretty(&value).expect("JSON"))
@@ -290,15 +294,17 @@ async fn list(cli: &Cli, conn: &Connection) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow!("Failed to list images: {}", bus::message(e)))?;
     images.sort_by(|a, b| a.0.cmp(&b.0));
-    let as_json: serde_json::Value = images
-        .iter()
-        .map(|(name, kind, ro, crtime, mtime, usage, state, path)| {
-            serde_json::json!({
-                "name": name, "type": kind, "read_only": ro, "crtime_usec": crtime,
-                "mtime_usec": mtime, "usage": usage, "state": state, "object_path": path.as_str(),
+    let as_json = || {
+        images
+            .iter()
+            .map(|(name, kind, ro, crtime, mtime, usage, state, path)| {
+                serde_json::json!({
+                    "name": name, "type": kind, "read_only": ro, "crtime_usec": crtime,
+                    "mtime_usec": mtime, "usage": usage, "state": state, "object_path": path.as_str(),
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     if json(cli, as_json) {
         return Ok(ExitCode::SUCCESS);
     }
@@ -370,7 +376,7 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
     if !json(
         cli,
-        serde_json::json!({ "changes": changes_json(&changes) }),
+        || serde_json::json!({ "changes": changes_json(&changes) }),
     ) {
         print_changes(&changes, cli.quiet);
     }
@@ -458,7 +464,7 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
     if !json(
         cli,
-        serde_json::json!({ "changes": changes_json(&changes) }),
+        || serde_json::json!({ "changes": changes_json(&changes) }),
     ) {
         print_changes(&changes, cli.quiet);
     }
@@ -502,7 +508,7 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
     let (removed, updated) = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
     if !json(
         cli,
-        serde_json::json!({ "removed": changes_json(&removed), "updated": changes_json(&updated) }),
+        || serde_json::json!({ "removed": changes_json(&removed), "updated": changes_json(&updated) }),
     ) {
         print_changes(&removed, cli.quiet);
         print_changes(&updated, cli.quiet);
@@ -601,7 +607,7 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
             "extensions": exts,
             "units": units_json,
         });
-        if json(cli, value) {
+        if json(cli, || value) {
             return Ok(ExitCode::SUCCESS);
         }
     }
@@ -663,7 +669,7 @@ async fn is_attached(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Res
         m.get_image_state_with_extensions(&image, &exts, 0).await
     }
     .map_err(|e| anyhow!("Failed to get image state: {}", bus::message(e)))?;
-    if !json(cli, serde_json::json!({"image": image, "state": state})) && !cli.quiet {
+    if !json(cli, || serde_json::json!({"image": image, "state": state})) && !cli.quiet {
         println!("{state}");
     }
     // Like portablectl, 0 whatever the state, unless asked.

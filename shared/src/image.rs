@@ -128,14 +128,20 @@ type FsInfo = (bool, bool);
 
 impl FsCache {
     fn key(stx: &Statx) -> Option<MountKey> {
-        (stx.stx_mask & StatxFlags::MNT_ID.bits() != 0)
-            .then_some((stx.stx_mnt_id, stx.stx_dev_major, stx.stx_dev_minor))
+        (stx.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some((
+            stx.stx_mnt_id,
+            stx.stx_dev_major,
+            stx.stx_dev_minor,
+        ))
     }
 
     /// What is known of the mount of the node `stx` describes (`None`: ask with an fd).
     fn known(&self, stx: &Statx) -> Option<Option<FsInfo>> {
         let key = Self::key(stx)?;
-        self.0.iter().find(|(k, _)| *k == key).map(|(_, info)| *info)
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, info)| *info)
     }
 
     fn get(&mut self, fd: &OwnedFd, stx: &Statx) -> Option<FsInfo> {
@@ -224,9 +230,7 @@ fn make_image_cached(
     }
     .unwrap_or((false, false));
     let btrfs_subvolume = directory && is_btrfs && stx.stx_ino == BTRFS_FIRST_FREE_OBJECTID;
-    let immutable_known = stx
-        .stx_attributes_mask
-        .contains(StatxAttributes::IMMUTABLE);
+    let immutable_known = stx.stx_attributes_mask.contains(StatxAttributes::IMMUTABLE);
     let needs_fd = kind == ImageType::Block
         || btrfs_subvolume
         || (directory && !immutable_known)
