@@ -288,13 +288,16 @@ fn make_image_cached(
     Ok(image)
 }
 
+/// Images per inspecting thread of a listing (below that, one thread does it all).
+const LIST_CHUNK: usize = 256;
+
 /// An image found in a listing.
 struct Found {
     name: String,
     path: PathBuf,
     kind: ImageType,
     /// The listed directory and the entry's name in it (not for symlinks).
-    at: Option<(std::rc::Rc<OwnedFd>, std::ffi::OsString)>,
+    at: Option<(std::sync::Arc<OwnedFd>, std::ffi::OsString)>,
 }
 
 fn missing(e: &std::io::Error) -> bool {
@@ -305,19 +308,48 @@ impl Host {
     /// Every image in the search path, sorted by name. When two directories hold an image of
     /// the same name, the earlier directory wins.
     pub fn list_images(&self) -> Result<Vec<Image>> {
-        let mut fs_cache = FsCache::default();
-        let mut images: Vec<Image> = self
-            .scan_images()
-            .into_iter()
-            .filter_map(|f| {
-                let at =
-                    f.at.as_ref()
-                        .map(|(dir, entry)| (&**dir, entry.as_os_str()));
-                make_image_cached(self, f.name, f.path, f.kind, at, &mut fs_cache)
+        let found = self.scan_images();
+        // Large pools are inspected by a few threads (the time goes into statx()).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(found.len().div_ceil(LIST_CHUNK));
+        let inspect = |chunk: &[Found]| -> Vec<Image> {
+            let mut fs_cache = FsCache::default();
+            chunk
+                .iter()
+                .filter_map(|f| {
+                    let at =
+                        f.at.as_ref()
+                            .map(|(dir, entry)| (&**dir, entry.as_os_str()));
+                    make_image_cached(
+                        self,
+                        f.name.clone(),
+                        f.path.clone(),
+                        f.kind,
+                        at,
+                        &mut fs_cache,
+                    )
                     .map_err(|e| tracing::warn!("skipping image: {e}"))
                     .ok()
+                })
+                .collect()
+        };
+        let mut images: Vec<Image> = if threads <= 1 {
+            inspect(&found)
+        } else {
+            let per_thread = found.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = found
+                    .chunks(per_thread)
+                    .map(|chunk| scope.spawn(move || inspect(chunk)))
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().expect("image inspection panicked"))
+                    .collect()
             })
-            .collect();
+        };
         images.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(images)
     }
@@ -336,7 +368,7 @@ impl Host {
         let mut out = Vec::new();
         for dir in IMAGE_SEARCH_PATH {
             let (dir_fd, entries) = match self.fs().read_dir_open(Path::new(dir)) {
-                Ok(Some((fd, e))) => (std::rc::Rc::new(fd), e),
+                Ok(Some((fd, e))) => (std::sync::Arc::new(fd), e),
                 Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!(dir, "cannot list image directory: {e}");
@@ -371,7 +403,7 @@ impl Host {
                     continue;
                 };
                 let at = (entry.kind != NodeKind::Symlink)
-                    .then(|| (std::rc::Rc::clone(&dir_fd), entry.name.clone()));
+                    .then(|| (std::sync::Arc::clone(&dir_fd), entry.name.clone()));
                 found.push((
                     raw,
                     Found {

@@ -302,3 +302,32 @@ fn dangling_portables_link_is_no_image() {
         Err(Error::NoSuchImage(_))
     ));
 }
+
+/// A pool large enough to be inspected by several threads lists every image once, sorted,
+/// each as a lookup by name sees it.
+#[test]
+fn large_pool() {
+    let s = Scratch::new();
+    let pool = s.join("/var/lib/portables");
+    fs::create_dir_all(&pool).unwrap();
+    for i in 0..700 {
+        if i % 2 == 0 {
+            fs::create_dir(pool.join(format!("img{i:03}"))).unwrap();
+        } else {
+            fs::write(pool.join(format!("img{i:03}.raw")), b"x").unwrap();
+        }
+    }
+    let host = s.host();
+    let listed = host.list_images().unwrap();
+    let names: Vec<&str> = listed.iter().map(|i| i.name.as_str()).collect();
+    let expected: Vec<String> = (0..700).map(|i| format!("img{i:03}")).collect();
+    assert_eq!(names, expected);
+    for i in [0, 1, 350, 699] {
+        let one = host.find_image(&format!("img{i:03}")).unwrap();
+        let l = &listed[i];
+        assert_eq!(
+            (&l.path, l.kind, l.read_only, l.crtime_usec, l.mtime_usec, l.usage),
+            (&one.path, one.kind, one.read_only, one.crtime_usec, one.mtime_usec, one.usage)
+        );
+    }
+}
