@@ -21,6 +21,9 @@ use crate::Host;
 pub const PERSISTENT_ATTACHED: &str = "/etc/systemd/system.attached";
 pub const RUNTIME_ATTACHED: &str = "/run/systemd/system.attached";
 
+/// The longest file name (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
 /// The directory attached units go to.
 pub fn attached_dir(runtime: bool) -> &'static Path {
     Path::new(if runtime {
@@ -276,6 +279,14 @@ impl Host {
         if units.is_empty() {
             return Err(Error::InvalidArgs(format!(
                 "Couldn't find any matching unit files in image '{}', refusing.",
+                image.path.display()
+            )));
+        }
+        // A unit name may be 255 bytes long, its drop-in directory (NAME.d) may not.
+        if let Some(u) = units.iter().find(|u| u.name.len() + 2 > NAME_MAX) {
+            return Err(Error::InvalidArgs(format!(
+                "Unit file name '{}' of image '{}' is too long to attach: its drop-in directory name would exceed {NAME_MAX} bytes, refusing.",
+                u.name,
                 image.path.display()
             )));
         }

@@ -326,8 +326,22 @@ fn large_pool() {
         let one = host.find_image(&format!("img{i:03}")).unwrap();
         let l = &listed[i];
         assert_eq!(
-            (&l.path, l.kind, l.read_only, l.crtime_usec, l.mtime_usec, l.usage),
-            (&one.path, one.kind, one.read_only, one.crtime_usec, one.mtime_usec, one.usage)
+            (
+                &l.path,
+                l.kind,
+                l.read_only,
+                l.crtime_usec,
+                l.mtime_usec,
+                l.usage
+            ),
+            (
+                &one.path,
+                one.kind,
+                one.read_only,
+                one.crtime_usec,
+                one.mtime_usec,
+                one.usage
+            )
         );
     }
 }
