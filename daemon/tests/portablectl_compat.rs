@@ -477,10 +477,7 @@ fn polkit_decides_for_unprivileged_callers() {
         "{text}"
     );
     assert!(text.contains("Authenticating as: ptest"), "{text}");
-    assert!(
-        text.contains("Removed /etc/systemd/system.attached/minimal-test.service."),
-        "{text}"
-    );
+    // (Not the change lines: systemd-run --pty may end before it has forwarded all output.)
     let state = b.exec(&["portablectl", "is-attached", "minimal_1"]);
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "detached");
     // The agent ends with portctl.
