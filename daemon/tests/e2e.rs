@@ -70,7 +70,37 @@ fn scenarios_under_systemd() {
     reattach_restarts_into_the_new_version(&b);
     profiles_restrict_the_service(&b);
     socket_activation(&b);
+    the_sandbox_is_tighter_than_the_reference(&b);
     runtime_attachments_end_with_a_reboot(&b);
+}
+
+/// `systemd-analyze security`'s overall exposure of a unit file in the box (offline: the
+/// reference is masked while portctl is installed).
+fn exposure(b: &SystemdBox, file: &str) -> f64 {
+    let out = b.exec(&[
+        "systemd-analyze",
+        "security",
+        "--offline=yes",
+        "--no-pager",
+        file,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split_once("Overall exposure level for "))
+        .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure for {file}:\n{text}"))
+}
+
+/// portctld's sandbox (systemd-units/portctld.service.in), as systemd rates it, against
+/// systemd-portabled's; and the scenarios above ran under it.
+fn the_sandbox_is_tighter_than_the_reference(b: &SystemdBox) {
+    let ours = exposure(b, "/usr/local/lib/systemd/system/portctld.service");
+    let reference = exposure(b, "/lib/systemd/system/systemd-portabled.service");
+    eprintln!("exposure: portctld.service {ours}, systemd-portabled.service {reference}");
+    assert!(
+        ours <= 3.0 && ours < reference,
+        "{ours} against {reference}"
+    );
 }
 
 fn active(b: &SystemdBox, unit: &str) -> String {
