@@ -54,13 +54,26 @@ impl Call<'_> {
         authorize(self.conn, self.hdr, action).await
     }
 
+    /// Reading an image named by path needs `inspect-images` authorization (v252's
+    /// AUTHENTICATE_BY_PATH), unless the call came to the image's own object, which resolved it
+    /// by name (as v252 skips the check for an image passed in).
+    async fn auth_read(&self, image: &str) -> Result<(), PortableError> {
+        let prefix = format!("{}/", portctl_dbus::IMAGE_PATH_PREFIX);
+        let from_object = self
+            .hdr
+            .path()
+            .is_some_and(|p| p.as_str().starts_with(&prefix));
+        if is_path(image) && !from_object {
+            self.auth(Action::Inspect).await?;
+        }
+        Ok(())
+    }
+
     pub async fn os_release(
         &self,
         image: String,
     ) -> Result<HashMap<String, String>, PortableError> {
-        if is_path(&image) {
-            self.auth(Action::Inspect).await?;
-        }
+        self.auth_read(&image).await?;
         let pairs = self
             .state
             .blocking(move |h, _| h.image_os_release(&image))
@@ -77,9 +90,7 @@ impl Call<'_> {
     ) -> Result<Metadata, PortableError> {
         Flags::from_bits(flags).map_err(crate::errors::to_wire)?;
         no_extensions(&extensions)?;
-        if is_path(&image) {
-            self.auth(Action::Inspect).await?;
-        }
+        self.auth_read(&image).await?;
         let m = self
             .state
             .blocking(move |h, _| h.image_metadata(&image, &matches))
