@@ -400,6 +400,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `binary` on `bus` for the host under `root` and waits until it owns its name.
     pub fn start(binary: &Path, bus: &PrivateBus, root: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(binary, bus, root, extra, &[])
+    }
+
+    /// [`Daemon::start`] with more environment (e.g. `PORTCTL_FAULT_AT`).
+    pub fn start_with_env(
+        binary: &Path,
+        bus: &PrivateBus,
+        root: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let child = Command::new(binary)
             .arg("--bus-address")
             .arg(bus.address())
@@ -408,6 +419,7 @@ impl Daemon {
             .args(["--idle-timeout", "0"])
             .args(extra)
             .env("PORTCTLD_LOG", "warn")
+            .envs(env.iter().copied())
             .spawn()
             .expect("start portctld");
         let d = Self { child };
@@ -427,6 +439,11 @@ impl Daemon {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits for the daemon to exit by itself (a crash) and returns how it ended.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
     }
 
     /// Sends SIGTERM and waits for the exit status.
