@@ -3,7 +3,8 @@
 //! may have; os-release junk; broken raw images and GPTs; an image swapped for a FIFO while it
 //! is being opened. Each must give a clear error (or, for names that are no unit names, be
 //! ignored as systemd ignores them), read nothing outside the image, write nothing, leave no
-//! loop device or mount, and leave the daemon serving.
+//! loop device or mount, and leave the daemon serving. (A unit name with `/` or of more than
+//! 255 bytes cannot exist in a directory; the longest possible one, 255 bytes, is in here.)
 
 use std::collections::BTreeSet;
 use std::fs;
