@@ -108,6 +108,15 @@ fn determine_matches(
     Ok(prefixes.to_vec())
 }
 
+/// The `--extension` arguments as portablectl passes them: names as they are, paths made
+/// absolute and normalized.
+fn extensions(cli: &Cli) -> anyhow::Result<Vec<String>> {
+    cli.extension
+        .iter()
+        .map(|e| determine_image_for(e, true, bus::is_remote(cli)))
+        .collect()
+}
+
 /// Calls a Manager method that may need authorization: with `ALLOW_INTERACTIVE_AUTH` (so
 /// that polkit may ask the user through an agent) unless `--no-ask-password`.
 async fn call<B, R>(cli: &Cli, m: &ManagerProxy<'_>, method: &str, body: &B) -> zbus::Result<R>
@@ -361,7 +370,8 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
             .await,
         )
     } else {
-        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        let exts = extensions(cli)?;
+        let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
         (
             "AttachImageWithExtensions",
             call::<_, Vec<ChangeEntry>>(
@@ -449,7 +459,8 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
             call::<_, Vec<ChangeEntry>>(cli, &m, "DetachImage", &(&image, cli.runtime)).await,
         )
     } else {
-        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        let exts = extensions(cli)?;
+        let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
         (
             "DetachImageWithExtensions",
             call::<_, Vec<ChangeEntry>>(
@@ -493,7 +504,8 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
             .await,
         )
     } else {
-        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        let exts = extensions(cli)?;
+        let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
         (
             "ReattachImageWithExtensions",
             call::<_, (Vec<ChangeEntry>, Vec<ChangeEntry>)>(
@@ -572,7 +584,8 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
             .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?;
         (p, o, HashMap::new(), u)
     } else {
-        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        let exts = extensions(cli)?;
+        let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
         m.get_image_metadata_with_extensions(&image, &exts, &matches, if cli.force { 4 } else { 0 })
             .await
             .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?
@@ -665,7 +678,8 @@ async fn is_attached(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Res
     let state = if cli.extension.is_empty() {
         m.get_image_state(&image).await
     } else {
-        let exts: Vec<&str> = cli.extension.iter().map(String::as_str).collect();
+        let exts = extensions(cli)?;
+        let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
         m.get_image_state_with_extensions(&image, &exts, 0).await
     }
     .map_err(|e| anyhow!("Failed to get image state: {}", bus::message(e)))?;

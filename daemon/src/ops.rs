@@ -27,17 +27,6 @@ fn wire(changes: Vec<Change>) -> Changes {
         .collect()
 }
 
-fn no_extensions(extensions: &[String]) -> Result<(), PortableError> {
-    if extensions.is_empty() {
-        Ok(())
-    } else {
-        Err(PortableError::new(
-            names::NOT_SUPPORTED,
-            "Extension images are not supported by this version of portctld yet.",
-        ))
-    }
-}
-
 fn is_path(image: &str) -> bool {
     matches!(parse_image_ref(image), Ok(ImageRef::Path(_)))
 }
@@ -88,17 +77,21 @@ impl Call<'_> {
         matches: Vec<String>,
         flags: u64,
     ) -> Result<Metadata, PortableError> {
-        Flags::from_bits(flags).map_err(crate::errors::to_wire)?;
-        no_extensions(&extensions)?;
+        let flags = Flags::from_bits(flags).map_err(crate::errors::to_wire)?;
         self.auth_read(&image).await?;
-        let m = self
+        for e in &extensions {
+            self.auth_read(e).await?;
+        }
+        let (m, releases) = self
             .state
-            .blocking(move |h, _| h.image_metadata(&image, &matches))
+            .blocking(move |h, _| {
+                h.image_metadata_layers(&image, &extensions, &matches, flags.force_extension)
+            })
             .await?;
         Ok((
             m.path,
             m.os_release,
-            BTreeMap::new(),
+            releases.into_iter().collect(),
             m.units.into_iter().collect(),
         ))
     }
@@ -115,16 +108,16 @@ impl Call<'_> {
                 format!("Invalid 'flags' parameter '{flags}'"),
             ));
         }
-        no_extensions(&extensions)?;
         let s = self
             .state
-            .blocking(move |h, pid1| h.image_state(pid1, &image))
+            .blocking(move |h, pid1| h.image_state_layers(pid1, &image, &extensions))
             .await?;
         Ok(s.as_str().to_string())
     }
 
     fn options(
         matches: Vec<String>,
+        extensions: Vec<String>,
         profile: String,
         copy_mode: &str,
         flags: Flags,
@@ -135,6 +128,8 @@ impl Call<'_> {
             runtime: flags.runtime,
             copy: CopyMode::parse(copy_mode).map_err(crate::errors::to_wire)?,
             force: flags.force_attach,
+            extensions,
+            relax_extension_check: flags.force_extension,
         })
     }
 
@@ -148,10 +143,9 @@ impl Call<'_> {
         copy_mode: String,
         flags: Flags,
     ) -> Result<Changes, PortableError> {
-        let o = Self::options(matches, profile, &copy_mode, flags)?;
-        no_extensions(&extensions)?;
+        let o = Self::options(matches, extensions, profile, &copy_mode, flags)?;
         self.auth(Action::Attach).await?;
-        tracing::info!(image = %image, profile = %o.profile, runtime = o.runtime, "attach");
+        tracing::info!(image = %image, extensions = ?o.extensions, profile = %o.profile, runtime = o.runtime, "attach");
         let changes = self
             .state
             .blocking(move |h, pid1| h.attach(pid1, &image, &o))
@@ -165,12 +159,13 @@ impl Call<'_> {
         extensions: Vec<String>,
         flags: Flags,
     ) -> Result<Changes, PortableError> {
-        no_extensions(&extensions)?;
         self.auth(Action::Attach).await?;
-        tracing::info!(image = %image, runtime = flags.runtime, "detach");
+        tracing::info!(image = %image, ?extensions, runtime = flags.runtime, "detach");
         let changes = self
             .state
-            .blocking(move |h, pid1| h.detach(pid1, &image, flags.runtime, flags.force_attach))
+            .blocking(move |h, pid1| {
+                h.detach_layers(pid1, &image, &extensions, flags.runtime, flags.force_attach)
+            })
             .await?;
         Ok(wire(changes))
     }
@@ -185,8 +180,7 @@ impl Call<'_> {
         copy_mode: String,
         flags: Flags,
     ) -> Result<(Changes, Changes), PortableError> {
-        let o = Self::options(matches, profile, &copy_mode, flags)?;
-        no_extensions(&extensions)?;
+        let o = Self::options(matches, extensions, profile, &copy_mode, flags)?;
         self.auth(Action::Attach).await?;
         tracing::info!(image = %image, profile = %o.profile, runtime = o.runtime, "reattach");
         let (removed, updated) = self

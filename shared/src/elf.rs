@@ -222,6 +222,22 @@ pub fn host_machine_name() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
+/// The host's architecture as systemd names it (`ARCHITECTURE=` of os-release files).
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86-64",
+        "x86" => "x86",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
+        "s390x" => "s390x",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64-le",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loongarch64",
+        other => other,
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -95,6 +95,13 @@ fn last_component(p: &str) -> &str {
     }
 }
 
+/// [`matches`], and the marker names exactly these layers (no more): what detach and reattach
+/// require, so that detaching one of two services that share a base image leaves the other
+/// (as systemd does since v254).
+pub fn matches_every_layer(marker: &str, name_or_path: &str, extensions: &[String]) -> bool {
+    tokens(marker).len() == 1 + extensions.len() && matches(marker, name_or_path, extensions)
+}
+
 /// v252's `marker_matches_images`: the root argument and each extension argument need a
 /// marker token, compared by name (version after `_` ignored) or by the last path component.
 /// Extra marker tokens are ignored.

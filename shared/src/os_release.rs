@@ -323,6 +323,117 @@ pub fn read_extension_release(
     )
 }
 
+/// Where confext images keep their extension-release file.
+pub const CONFEXT_RELEASE_DIR: &str = "/etc/extension-release.d";
+
+/// An extension image's release file: sysext (`/usr/lib/extension-release.d/`) or confext
+/// (`/etc/extension-release.d/`).
+#[derive(Debug, Clone)]
+pub struct ExtensionRelease {
+    pub file: ReleaseFile,
+    pub confext: bool,
+}
+
+/// Finds the extension-release file of the extension image `name`:
+/// `extension-release.NAME` in the sysext directory, then in the confext one. Failing that,
+/// a single `extension-release.*` file of a directory is taken when it carries the xattr
+/// `user.extension-release.strict` = `false`, or when `relax` (FORCE_EXTENSION) is set.
+pub fn find_extension_release(
+    root: &ImageRoot,
+    name: &str,
+    relax: bool,
+) -> Result<Option<ExtensionRelease>, ReleaseReadError> {
+    for (dir, confext) in [(EXTENSION_RELEASE_DIR, false), (CONFEXT_RELEASE_DIR, true)] {
+        if !name.contains('/') {
+            if let Some(file) = read_release(root, &format!("{dir}/extension-release.{name}"))? {
+                return Ok(Some(ExtensionRelease { file, confext }));
+            }
+        }
+        let Ok(Some(entries)) = root.read_dir(Path::new(dir)) else {
+            continue;
+        };
+        let candidates: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.name.to_str())
+            .filter(|n| n.starts_with("extension-release.") && n.len() > 18)
+            .map(|n| format!("{dir}/{n}"))
+            .collect();
+        let [only] = candidates.as_slice() else {
+            continue;
+        };
+        let not_strict = root.open_regular(Path::new(only)).ok().is_some_and(|fd| {
+            let mut buf = [0u8; 8];
+            matches!(
+                rustix::fs::fgetxattr(&fd, "user.extension-release.strict", &mut buf),
+                Ok(n) if &buf[..n] == b"false" || &buf[..n] == b"0"
+            )
+        });
+        if relax || not_strict {
+            if let Some(file) = read_release(root, only)? {
+                return Ok(Some(ExtensionRelease { file, confext }));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// systemd's `extension_release_validate` for the scope `portable`: why the extension does
+/// not fit the root image, or `None` when it does.
+pub fn extension_mismatch(ext: &ExtensionRelease, root: &OsRelease) -> Option<String> {
+    let e = &ext.file.parsed;
+    let (prefix, level_key) = if ext.confext {
+        ("CONFEXT_", "CONFEXT_LEVEL")
+    } else {
+        ("SYSEXT_", "SYSEXT_LEVEL")
+    };
+    let Some(id) = e.non_empty("ID") else {
+        return Some("it has no ID".into());
+    };
+    if id != "_any" && Some(id) != root.non_empty("ID") {
+        return Some(format!(
+            "its ID={id} is not the root's ID={}",
+            root.non_empty("ID").unwrap_or("")
+        ));
+    }
+    if let Some(scope) = e.non_empty(&format!("{prefix}SCOPE")) {
+        if !scope.split_whitespace().any(|s| s == "portable") {
+            return Some(format!(
+                "its {prefix}SCOPE={scope} does not include portable"
+            ));
+        }
+    }
+    let root_level = root.non_empty(level_key);
+    let root_version = root.non_empty("VERSION_ID");
+    match (root_level, e.non_empty(level_key)) {
+        (Some(r), Some(x)) if r != x => {
+            return Some(format!("its {level_key}={x} is not the root's {r}"));
+        }
+        (Some(_), Some(_)) => {}
+        _ => {
+            if id != "_any" {
+                if let Some(r) = root_version {
+                    match e.non_empty("VERSION_ID") {
+                        None => return Some("it has no VERSION_ID".into()),
+                        Some(x) if x != r => {
+                            return Some(format!("its VERSION_ID={x} is not the root's {r}"))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    if let Some(arch) = e.non_empty("ARCHITECTURE") {
+        if arch != "_any" && arch != crate::elf::host_architecture() {
+            return Some(format!(
+                "its ARCHITECTURE={arch} is not the host's {}",
+                crate::elf::host_architecture()
+            ));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use crate::fault;
 use crate::image::Image;
 use crate::marker;
 use crate::names::{self, unit_name_is_valid};
-use crate::os_release::read_os_release;
+use crate::os_release::{extension_mismatch, find_extension_release, read_os_release};
 use crate::profile::{PathKind, Profile};
 use crate::root::{Content, NodeKind};
 use crate::txn::Txn;
@@ -178,6 +178,11 @@ pub struct AttachOptions {
     /// `FORCE_ATTACH`: skip the exists/active checks and replace existing files; also attach
     /// read-only images that lack mount points.
     pub force: bool,
+    /// Extension images (names or paths), in overlay order.
+    pub extensions: Vec<String>,
+    /// `FORCE_EXTENSION`: take an extension's single extension-release file whatever its
+    /// name, and let systemd relax its own check (`x-systemd.relax-extension-release-check`).
+    pub relax_extension_check: bool,
 }
 
 /// A unit as it will be attached.
@@ -192,6 +197,8 @@ struct PlannedUnit {
 
 struct Plan {
     image: Image,
+    /// The extension images, in order, and their links (`/etc|run/portables/<basename>`).
+    extensions: Vec<(Image, PathBuf)>,
     /// `--copy=mixed`: the image is copied to `link` instead of linked there.
     copy_image: bool,
     dir: PathBuf,
@@ -200,9 +207,31 @@ struct Plan {
     repairs: Vec<compliance::Created>,
 }
 
-fn dropin_text(image: &Image, root: &Path, unit: &str, host: &Host) -> Vec<u8> {
-    let path = root.display().to_string();
-    let mut text = marker::marker_line(&path, &[]);
+/// What a drop-in says about the layers: the root's path (as the units will see it) and the
+/// extensions in order.
+struct Layers<'a> {
+    root_image: &'a Image,
+    root: &'a Path,
+    extensions: &'a [(Image, PathBuf)],
+    relax: bool,
+}
+
+/// The 20-portable.conf of `unit`, which came from `source` (the root, or an extension when
+/// `from_extension`).
+fn dropin_text(
+    layers: &Layers<'_>,
+    source: &Image,
+    from_extension: bool,
+    unit: &str,
+    host: &Host,
+) -> Vec<u8> {
+    let path = layers.root.display().to_string();
+    let ext_paths: Vec<String> = layers
+        .extensions
+        .iter()
+        .map(|(e, _)| e.path.display().to_string())
+        .collect();
+    let mut text = marker::marker_line(&path, &ext_paths);
     text.push('\n');
     if unit.ends_with(".service") {
         let os_release = if matches!(host.fs().lstat(Path::new("/etc/os-release")), Ok(Some(_))) {
@@ -210,8 +239,8 @@ fn dropin_text(image: &Image, root: &Path, unit: &str, host: &Host) -> Vec<u8> {
         } else {
             "/usr/lib/os-release"
         };
-        let base = image.file_name();
-        let root = if image.kind.is_directory() {
+        let base = source.file_name();
+        let root = if layers.root_image.kind.is_directory() {
             "RootDirectory="
         } else {
             "RootImage="
@@ -219,6 +248,22 @@ fn dropin_text(image: &Image, root: &Path, unit: &str, host: &Host) -> Vec<u8> {
         text.push_str(&format!(
             "\n[Service]\n{root}{path}\nEnvironment=PORTABLE={base}\nBindReadOnlyPaths={os_release}:/run/host/os-release\nLogExtraFields=PORTABLE={base}\n"
         ));
+        // Only a unit that came from an extension is told about the extensions.
+        if from_extension {
+            for (e, _) in layers.extensions {
+                let (key, relax) = if e.kind.is_directory() {
+                    ("ExtensionDirectories=", "")
+                } else if layers.relax {
+                    (
+                        "ExtensionImages=",
+                        ":x-systemd.relax-extension-release-check",
+                    )
+                } else {
+                    ("ExtensionImages=", "")
+                };
+                text.push_str(&format!("{key}{}{relax}\n", e.path.display()));
+            }
+        }
     }
     text.into_bytes()
 }
@@ -256,7 +301,7 @@ impl Host {
             .ok_or_else(|| {
                 Error::InvalidArgs(format!("Image '{arg}' lacks os-release data, refusing."))
             })?;
-        let units = find_units(&opened.root, &o.matches).map_err(|source| Error::Unit {
+        let root_units = find_units(&opened.root, &o.matches).map_err(|source| Error::Unit {
             image: image.name.clone(),
             source,
         })?;
@@ -266,7 +311,58 @@ impl Host {
                 image.name
             )));
         }
+        if !o.extensions.is_empty() && o.copy == CopyMode::Mixed {
+            return Err(Error::NotSupported(
+                "Copying the image (--copy=mixed) is not supported with extension images.".into(),
+            ));
+        }
         let mut allow = release.parsed.portable_prefixes();
+        // Units from the root first, then from each extension: an earlier layer wins.
+        let mut units: Vec<(UnitFile, Option<usize>)> =
+            root_units.into_iter().map(|u| (u, None)).collect();
+        let mut extensions = Vec::new();
+        for (i, arg) in o.extensions.iter().enumerate() {
+            let ext = self.find_image(arg)?;
+            let ext_opened = self.open_image_with(&ext, false)?;
+            let ext_release =
+                find_extension_release(&ext_opened.root, &ext.name, o.relax_extension_check)
+                    .map_err(|source| Error::OsRelease {
+                        image: ext.name.clone(),
+                        source,
+                    })?
+                    .ok_or_else(|| {
+                        Error::InvalidArgs(format!(
+                            "Image {} lacks extension-release data, refusing.",
+                            ext.name
+                        ))
+                    })?;
+            if let Some(why) = extension_mismatch(&ext_release, &release.parsed) {
+                return Err(Error::Stale(format!(
+                    "Image {} extension-release metadata does not match the root's: {why}",
+                    ext.name
+                )));
+            }
+            allow.extend(ext_release.file.parsed.portable_prefixes());
+            let found = find_units(&ext_opened.root, &o.matches).map_err(|source| Error::Unit {
+                image: ext.name.clone(),
+                source,
+            })?;
+            for u in found {
+                if !units.iter().any(|(have, _)| have.name == u.name) {
+                    units.push((u, Some(i)));
+                }
+            }
+            if units.len() > crate::limits::UNITS_MAX {
+                return Err(Error::InvalidArgs(format!(
+                    "Image '{}' with its extensions has more than {} matching unit files, refusing",
+                    image.name,
+                    crate::limits::UNITS_MAX
+                )));
+            }
+            let link = image_link(&ext.path.display().to_string(), o.runtime);
+            extensions.push((ext, link));
+        }
+        units.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         allow.sort();
         if !allow.is_empty() && !o.matches.iter().all(|m| allow.contains(m)) {
             return Err(Error::InvalidArgs(format!(
@@ -283,7 +379,7 @@ impl Host {
             )));
         }
         // A unit name may be 255 bytes long, its drop-in directory (NAME.d) may not.
-        if let Some(u) = units.iter().find(|u| u.name.len() + 2 > NAME_MAX) {
+        if let Some((u, _)) = units.iter().find(|(u, _)| u.name.len() + 2 > NAME_MAX) {
             return Err(Error::InvalidArgs(format!(
                 "Unit file name '{}' of image '{}' is too long to attach: its drop-in directory name would exceed {NAME_MAX} bytes, refusing.",
                 u.name,
@@ -370,13 +466,23 @@ impl Host {
         } else {
             image.path.clone()
         };
+        let layers = Layers {
+            root_image: &image,
+            root: &root,
+            extensions: &extensions,
+            relax: o.relax_extension_check,
+        };
         let planned = units
             .iter()
-            .map(|u| self.plan_unit(&image, &root, u, profile.as_ref(), o.copy))
+            .map(|(u, from)| {
+                let source = from.map_or(&image, |i| &extensions[i].0);
+                self.plan_unit(&layers, source, from.is_some(), u, profile.as_ref(), o.copy)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Plan {
             link,
             copy_image,
+            extensions,
             image,
             dir,
             units: planned,
@@ -386,8 +492,9 @@ impl Host {
 
     fn plan_unit(
         &self,
+        layers: &Layers<'_>,
         image: &Image,
-        root: &Path,
+        from_extension: bool,
         u: &UnitFile,
         profile: Option<&Profile>,
         copy: CopyMode,
@@ -424,7 +531,7 @@ impl Host {
         };
         Ok(PlannedUnit {
             name: u.name.clone(),
-            dropin: dropin_text(image, root, &u.name, self),
+            dropin: dropin_text(layers, image, from_extension, &u.name, self),
             profile,
             unit,
             unit_source: host_source
@@ -461,7 +568,12 @@ impl Host {
 
     /// The attach change list of a plan, as the reference reports it; `mkdir` entries only for
     /// the directories in `created`.
-    fn attach_changes(plan: &Plan, created: &BTreeSet<PathBuf>, link_created: bool) -> Vec<Change> {
+    fn attach_changes(
+        plan: &Plan,
+        created: &BTreeSet<PathBuf>,
+        link_created: bool,
+        ext_links: &[PathBuf],
+    ) -> Vec<Change> {
         let mut out = Vec::new();
         if created.contains(&plan.dir) {
             out.push(Change::new(ChangeType::Mkdir, &plan.dir, ""));
@@ -502,6 +614,15 @@ impl Host {
                 &plan.image.path.display().to_string(),
             ));
         }
+        for (ext, link) in &plan.extensions {
+            if ext_links.contains(link) {
+                out.push(Change::new(
+                    ChangeType::Symlink,
+                    link,
+                    &ext.path.display().to_string(),
+                ));
+            }
+        }
         out
     }
 
@@ -537,6 +658,22 @@ impl Host {
     /// Adds the image link to the transaction unless something is there already (the
     /// reference leaves an existing one alone). Returns whether it will be created.
     /// With `--copy=mixed` the image is copied there, replacing what was there.
+    /// The links of the extension images that do not exist yet, staged; returns them.
+    fn stage_extension_links(&self, plan: &Plan, txn: &mut Txn<'_>) -> Vec<PathBuf> {
+        let mut made = Vec::new();
+        for (ext, link) in &plan.extensions {
+            if *link == plan.link || made.contains(link) {
+                continue;
+            }
+            if matches!(self.fs().lstat(link), Ok(Some(_))) {
+                continue;
+            }
+            txn.place(link.clone(), Content::Symlink(ext.path.clone()));
+            made.push(link.clone());
+        }
+        made
+    }
+
     fn stage_image_link(&self, plan: &Plan, txn: &mut Txn<'_>) -> bool {
         if plan.copy_image {
             txn.place_tree(plan.link.clone(), Content::CopyOf(plan.image.path.clone()));
@@ -564,6 +701,7 @@ impl Host {
         let mut txn = Txn::new(self, "attach", o.runtime, true);
         Self::stage_plan(&plan, &mut txn);
         let link = self.stage_image_link(&plan, &mut txn);
+        let ext_links = self.stage_extension_links(&plan, &mut txn);
         let created: BTreeSet<PathBuf> = txn.stage(&Self::plan_dirs(&plan))?.into_iter().collect();
         txn.commit()?;
         fault::point("attach: committed");
@@ -586,7 +724,7 @@ impl Host {
                 Change::new(kind, &shown, "")
             })
             .collect();
-        changes.extend(Self::attach_changes(&plan, &created, link));
+        changes.extend(Self::attach_changes(&plan, &created, link, &ext_links));
         Ok(changes)
     }
 }
@@ -602,6 +740,7 @@ struct Attached {
 
 impl Host {
     /// Every unit in `dir` whose 20-portable.conf marker matches `arg`, sorted by name.
+    /// The units in `dir` attached from exactly the layers `arg` and `extensions`.
     fn attached_units(
         &self,
         dir: &Path,
@@ -609,7 +748,7 @@ impl Host {
         extensions: &[String],
     ) -> Result<Vec<Attached>> {
         let mut all = self.all_attached_units(dir)?;
-        all.retain(|a| marker::matches(&a.marker, arg, extensions));
+        all.retain(|a| marker::matches_every_layer(&a.marker, arg, extensions));
         Ok(all)
     }
 
@@ -701,6 +840,18 @@ impl Host {
             .collect();
         links.sort();
         links.dedup();
+        // A link that units attached from other layers still name stays (a base image
+        // shared by two services).
+        let dir = attached_dir(runtime);
+        if let Ok(all) = self.all_attached_units(dir) {
+            let still: BTreeSet<PathBuf> = all
+                .iter()
+                .filter(|a| !found.iter().any(|f| f.unit == a.unit))
+                .flat_map(|a| marker::tokens(&a.marker))
+                .map(|t| image_link(&marker::unescape(&t), runtime))
+                .collect();
+            links.retain(|l| !still.contains(l));
+        }
         links
     }
 
@@ -716,9 +867,21 @@ impl Host {
         runtime: bool,
         force: bool,
     ) -> Result<Vec<Change>> {
+        self.detach_layers(pid1, arg, &[], runtime, force)
+    }
+
+    /// Detaches what was attached from the root `arg` with exactly these `extensions`.
+    pub fn detach_layers(
+        &self,
+        pid1: &dyn ServiceManager,
+        arg: &str,
+        extensions: &[String],
+        runtime: bool,
+        force: bool,
+    ) -> Result<Vec<Change>> {
         let dir = attached_dir(runtime);
         let _guard = self.write_guard();
-        let found = self.attached_units(dir, arg, &[])?;
+        let found = self.attached_units(dir, arg, extensions)?;
         if found.is_empty() {
             return Err(Error::NoSuchUnit(format!(
                 "No unit files associated with '{arg}' found attached to the system. Image not attached?"
@@ -785,7 +948,7 @@ impl Host {
         let plan = self.plan_attach(arg, o)?;
         let _guard = self.write_guard();
         let dir = attached_dir(o.runtime);
-        let found = self.attached_units(dir, arg, &[])?;
+        let found = self.attached_units(dir, arg, &o.extensions)?;
         if found.is_empty() {
             return Err(Error::NoSuchUnit(format!(
                 "No unit files associated with '{arg}' found attached to the system. Image not attached?"
@@ -844,14 +1007,18 @@ impl Host {
         }
         Self::stage_plan(&plan, &mut txn);
         let old_links = self.removable_image_links(&found, o.runtime);
+        let new_links: Vec<&PathBuf> = std::iter::once(&plan.link)
+            .chain(plan.extensions.iter().map(|(_, l)| l))
+            .collect();
         for l in &old_links {
             removed.push(Change::new(ChangeType::Unlink, l, ""));
-            if *l != plan.link {
+            if !new_links.contains(&l) {
                 txn.remove(l.clone());
             }
         }
-        // The link of the new image (an old one of the same name is kept).
+        // The links of the new images (old ones of the same names are kept).
         self.stage_image_link(&plan, &mut txn);
+        self.stage_extension_links(&plan, &mut txn);
         txn.stage(&Self::plan_dirs(&plan))?;
         txn.commit()?;
         fault::point("reattach: committed");
@@ -862,7 +1029,8 @@ impl Host {
         } else {
             all_dirs.insert(dir.to_path_buf());
         }
-        let updated = Self::attach_changes(&plan, &all_dirs, true);
+        let all_ext_links: Vec<PathBuf> = plan.extensions.iter().map(|(_, l)| l.clone()).collect();
+        let updated = Self::attach_changes(&plan, &all_dirs, true, &all_ext_links);
         let basenames: BTreeSet<String> = updated
             .iter()
             .map(|c| c.path.rsplit('/').next().unwrap_or_default().to_string())
@@ -944,8 +1112,18 @@ impl Host {
 
     /// The state of an image, by name or path (the image need not exist).
     pub fn image_state(&self, pid1: &dyn ServiceManager, arg: &str) -> Result<State> {
+        self.image_state_layers(pid1, arg, &[])
+    }
+
+    /// The state of what was attached from `arg` with (at least) these `extensions`.
+    pub fn image_state_layers(
+        &self,
+        pid1: &dyn ServiceManager,
+        arg: &str,
+        extensions: &[String],
+    ) -> Result<State> {
         let attached = AttachedUnits::read(self)?;
-        self.state_among(pid1, &attached, arg)
+        self.state_among(pid1, &attached, arg, extensions)
     }
 
     /// The states of many images (`ListImages`), reading the attached directories once.
@@ -957,7 +1135,7 @@ impl Host {
         let attached = AttachedUnits::read(self)?;
         Ok(args
             .iter()
-            .map(|arg| self.state_among(pid1, &attached, arg))
+            .map(|arg| self.state_among(pid1, &attached, arg, &[]))
             .collect())
     }
 
@@ -966,11 +1144,12 @@ impl Host {
         pid1: &dyn ServiceManager,
         attached: &AttachedUnits,
         arg: &str,
+        extensions: &[String],
     ) -> Result<State> {
         for (runtime, all) in [(false, &attached.persistent), (true, &attached.runtime)] {
             let mut found = all
                 .iter()
-                .filter(|a| marker::matches(&a.marker, arg, &[]))
+                .filter(|a| marker::matches(&a.marker, arg, extensions))
                 .peekable();
             if found.peek().is_none() {
                 continue;
@@ -1037,6 +1216,46 @@ impl Host {
                 Error::InvalidArgs(format!("Image '{arg}' lacks os-release data, refusing."))
             })?;
         Ok((image, root, release))
+    }
+
+    /// The root image's os-release, each extension's extension-release (path, raw bytes, in
+    /// order) and the unit files of all layers matching `matches` (an earlier layer wins).
+    pub fn image_metadata_layers(
+        &self,
+        arg: &str,
+        extensions: &[String],
+        matches: &[String],
+        relax: bool,
+    ) -> Result<(Metadata, Vec<(String, Vec<u8>)>)> {
+        let mut meta = self.image_metadata(arg, matches)?;
+        let mut releases = Vec::new();
+        for e in extensions {
+            let ext = self.find_image(e)?;
+            let root = self.open_image(&ext)?;
+            let release = find_extension_release(&root, &ext.name, relax)
+                .map_err(|source| Error::OsRelease {
+                    image: ext.name.clone(),
+                    source,
+                })?
+                .ok_or_else(|| {
+                    Error::InvalidArgs(format!(
+                        "Image {} lacks extension-release data, refusing.",
+                        ext.name
+                    ))
+                })?;
+            releases.push((ext.path.display().to_string(), release.file.raw));
+            let units = find_units(&root, matches).map_err(|source| Error::Unit {
+                image: ext.name.clone(),
+                source,
+            })?;
+            for u in units {
+                if !meta.units.iter().any(|(n, _)| *n == u.name) {
+                    meta.units.push((u.name, u.content));
+                }
+            }
+        }
+        meta.units.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok((meta, releases))
     }
 
     /// The image's os-release and its unit files matching `matches` (all when empty).

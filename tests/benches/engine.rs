@@ -20,6 +20,8 @@ fn opts() -> AttachOptions {
         runtime: false,
         copy: CopyMode::Auto,
         force: false,
+        extensions: Vec::new(),
+        relax_extension_check: false,
     }
 }
 

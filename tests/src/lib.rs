@@ -111,6 +111,61 @@ pub fn mkimage(out: &Path, args: &[&str]) -> PathBuf {
     out.to_path_buf()
 }
 
+/// An extension image at `out` (`format` `dir` or `squashfs`) for the sample images
+/// (`ID=portctl-sample`, `VERSION_ID=1`): `extension-release.NAME` (NAME: the file name
+/// without `.raw`) with `release` appended, the sample service binary, and one service per
+/// name in `units`.
+pub fn mkextension(out: &Path, format: &str, units: &[&str], release: &str) -> PathBuf {
+    let name = out
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches(".raw")
+        .to_string();
+    let tree = if format == "dir" {
+        out.to_path_buf()
+    } else {
+        out.with_extension("tree")
+    };
+    let rel = tree.join("usr/lib/extension-release.d");
+    fs::create_dir_all(&rel).unwrap();
+    fs::write(
+        rel.join(format!("extension-release.{name}")),
+        format!("ID=portctl-sample\nVERSION_ID=1\n{release}"),
+    )
+    .unwrap();
+    let unit_dir = tree.join("usr/lib/systemd/system");
+    fs::create_dir_all(&unit_dir).unwrap();
+    for u in units {
+        fs::write(
+            unit_dir.join(u),
+            format!("[Unit]\nDescription={u} from the extension {name}\n\n[Service]\nExecStart=/usr/bin/minimald\n"),
+        )
+        .unwrap();
+    }
+    let bin = tree.join("usr/bin");
+    fs::create_dir_all(&bin).unwrap();
+    let status = Command::new("cc")
+        .args(["-static", "-Os", "-s", "-o"])
+        .arg(bin.join("minimald"))
+        .arg(fixtures().join("minimald.c"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cc minimald.c");
+    if format == "squashfs" {
+        let status = Command::new("mksquashfs")
+            .arg(&tree)
+            .arg(out)
+            .args(["-noappend", "-quiet", "-all-root"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mksquashfs");
+        fs::remove_dir_all(&tree).unwrap();
+    }
+    out.to_path_buf()
+}
+
 /// Sets or clears the immutable flag of a directory (chattr ±i).
 pub fn set_immutable(path: &Path, on: bool) {
     let status = Command::new("chattr")

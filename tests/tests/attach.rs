@@ -14,6 +14,8 @@ fn opts(profile: &str, runtime: bool, copy: CopyMode) -> AttachOptions {
         runtime,
         copy,
         force: false,
+        extensions: Vec::new(),
+        relax_extension_check: false,
     }
 }
 

@@ -42,6 +42,8 @@ fn remove_images() {
         runtime: false,
         copy: CopyMode::Auto,
         force: false,
+        extensions: Vec::new(),
+        relax_extension_check: false,
     };
     host.attach(&Offline, "minimal_1", &o).unwrap();
     let e = host.remove_image(&Offline, "minimal_1").unwrap_err();

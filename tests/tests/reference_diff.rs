@@ -174,6 +174,8 @@ fn same_files_and_changes_as_systemd_252() {
             runtime: c.runtime,
             copy: CopyMode::parse(c.copy).unwrap(),
             force: false,
+            extensions: Vec::new(),
+            relax_extension_check: false,
         };
         let ours = host.attach(&Offline, c.arg, &opts).unwrap();
         assert_eq!(tree(&root), ref_tree, "{}: trees differ", c.what);
@@ -232,6 +234,8 @@ fn reattach_reports_what_systemd_252_reports() {
         runtime: false,
         copy: CopyMode::Auto,
         force: false,
+        extensions: Vec::new(),
+        relax_extension_check: false,
     };
     host.attach(&Offline, "/var/lib/portables/minimal_1", &opts)
         .unwrap();

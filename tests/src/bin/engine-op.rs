@@ -17,6 +17,8 @@ fn main() {
         runtime,
         copy,
         force: false,
+        extensions: Vec::new(),
+        relax_extension_check: false,
     };
     let result = match args[2].as_str() {
         "attach" => host.attach(&Offline, image, &opts).map(|_| ()),
