@@ -1188,6 +1188,9 @@ impl AttachedUnits {
     }
 }
 
+/// An extension image's path and the raw bytes of its extension-release file.
+pub type ExtensionReleaseBytes = (String, Vec<u8>);
+
 /// What `GetImageMetadata` returns.
 #[derive(Debug, Clone)]
 pub struct Metadata {
@@ -1226,7 +1229,7 @@ impl Host {
         extensions: &[String],
         matches: &[String],
         relax: bool,
-    ) -> Result<(Metadata, Vec<(String, Vec<u8>)>)> {
+    ) -> Result<(Metadata, Vec<ExtensionReleaseBytes>)> {
         let mut meta = self.image_metadata(arg, matches)?;
         let mut releases = Vec::new();
         for e in extensions {
