@@ -362,6 +362,7 @@ impl Host {
             let link = image_link(&ext.path.display().to_string(), o.runtime);
             extensions.push((ext, link));
         }
+        // By name (v252's order is its hash tables').
         units.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         allow.sort();
         if !allow.is_empty() && !o.matches.iter().all(|m| allow.contains(m)) {
@@ -602,6 +603,16 @@ impl Host {
             };
             out.push(Change::new(kind, &unit_path, &u.unit_source));
         }
+        // The extensions' links first, then the root's, as v252 creates them.
+        for (ext, link) in &plan.extensions {
+            if ext_links.contains(link) {
+                out.push(Change::new(
+                    ChangeType::Symlink,
+                    link,
+                    &ext.path.display().to_string(),
+                ));
+            }
+        }
         if link_created {
             let kind = if plan.copy_image {
                 ChangeType::Copy
@@ -613,15 +624,6 @@ impl Host {
                 &plan.link,
                 &plan.image.path.display().to_string(),
             ));
-        }
-        for (ext, link) in &plan.extensions {
-            if ext_links.contains(link) {
-                out.push(Change::new(
-                    ChangeType::Symlink,
-                    link,
-                    &ext.path.display().to_string(),
-                ));
-            }
         }
         out
     }
