@@ -427,10 +427,16 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
         // itself takes no prefixes).
         let matches = determine_matches(&image, &args[1..], true, cli.quiet)?;
         let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
-        let (_, _, units) = m
-            .get_image_metadata(&image, &matches)
-            .await
-            .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?;
+        let units = if cli.extension.is_empty() {
+            m.get_image_metadata(&image, &matches).await.map(|(_, _, u)| u)
+        } else {
+            let exts = extensions(cli)?;
+            let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
+            m.get_image_metadata_with_extensions(&image, &exts, &matches, 0)
+                .await
+                .map(|(_, _, _, u)| u)
+        }
+        .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?;
         let mut names: Vec<&String> = units.keys().collect();
         names.sort();
         let mut jobs = Jobs::subscribe(conn).await?;

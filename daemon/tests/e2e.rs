@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use portctl_tests::{mkimage, SystemdBox};
+use portctl_tests::{mkextension, mkimage, SystemdBox};
 
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_portctld"))
@@ -70,6 +70,7 @@ fn scenarios_under_systemd() {
     reattach_restarts_into_the_new_version(&b);
     profiles_restrict_the_service(&b);
     socket_activation(&b);
+    a_service_from_an_extension(&b);
     the_sandbox_is_tighter_than_the_reference(&b);
     runtime_attachments_end_with_a_reboot(&b);
 }
@@ -454,5 +455,49 @@ fn attach_now_runs_the_service_from_the_image(b: &SystemdBox) {
             !String::from_utf8_lossy(&mounts.stdout).contains(file),
             "{format}: mount left"
         );
+    }
+}
+
+/// A service whose program lives only in an extension image: the root image has none, the
+/// extension brings the unit and the binary; systemd overlays the extension's /usr
+/// (ExtensionDirectories=, ExtensionImages=) and runs it.
+fn a_service_from_an_extension(b: &SystemdBox) {
+    let root = b.root();
+    mkimage(
+        &root.join("var/lib/portables/base_1"),
+        &["--prefix", "base"],
+    );
+    std::fs::remove_file(root.join("var/lib/portables/base_1/usr/bin/minimald")).unwrap();
+    for (format, ext) in [
+        ("dir", "/var/lib/portables/base-app_1"),
+        ("squashfs", "/var/lib/portables/base-sq_1.raw"),
+    ] {
+        mkextension(
+            &root.join(ext.trim_start_matches('/')),
+            format,
+            &["base-app.service"],
+            "",
+        );
+        let with = format!("--extension={ext}");
+        let (ok, out) = portctl(b, &["attach", "--now", &with, "base_1", "base-app"]);
+        assert!(
+            ok,
+            "{format}: attach --now with an extension failed:\n{out}\n--- portctld:\n{}",
+            b.journal("portctld.service")
+        );
+        let log = wait_for(b, "base-app.service", "dev: ");
+        assert!(log.contains("proc: mounted"), "{format}:\n{log}");
+        let (_, state) = portctl(b, &["is-attached", &with, "base_1"]);
+        assert_eq!(state.trim(), "running", "{format}");
+        // The base alone names no attachment to detach: every layer must be given.
+        let (ok, _) = portctl(b, &["detach", "base_1"]);
+        assert!(!ok, "{format}: detached without its extension");
+        let (ok, out) = portctl(b, &["detach", "--now", &with, "base_1", "base-app"]);
+        assert!(ok, "{format}: detach --now failed:\n{out}");
+        assert!(
+            !root.join("etc/systemd/system.attached").exists(),
+            "{format}"
+        );
+        assert!(!root.join("etc/portables/base_1").exists(), "{format}");
     }
 }
