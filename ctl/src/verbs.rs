@@ -428,7 +428,9 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
         let matches = determine_matches(&image, &args[1..], true, cli.quiet)?;
         let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
         let units = if cli.extension.is_empty() {
-            m.get_image_metadata(&image, &matches).await.map(|(_, _, u)| u)
+            m.get_image_metadata(&image, &matches)
+                .await
+                .map(|(_, _, u)| u)
         } else {
             let exts = extensions(cli)?;
             let exts: Vec<&str> = exts.iter().map(String::as_str).collect();

@@ -233,3 +233,43 @@ fn layered_metadata() {
     assert!(!String::from_utf8_lossy(&meta.units[1].1).contains("from the extension"));
     let _ = s;
 }
+
+/// A confext image: its release file in /etc/extension-release.d with CONFEXT_* fields, its
+/// unit under /etc/systemd/system.
+#[test]
+fn confext_layers() {
+    let (s, host) = setup();
+    let conf = s.join("/var/lib/portables/app-conf_1");
+    fs::create_dir_all(conf.join("etc/extension-release.d")).unwrap();
+    fs::create_dir_all(conf.join("etc/systemd/system")).unwrap();
+    fs::write(
+        conf.join("etc/extension-release.d/extension-release.app-conf_1"),
+        "ID=portctl-sample\nVERSION_ID=1\nCONFEXT_SCOPE=portable\n",
+    )
+    .unwrap();
+    fs::write(
+        conf.join("etc/systemd/system/app-conf.service"),
+        "[Service]\nExecStart=/usr/bin/minimald\n",
+    )
+    .unwrap();
+    host.attach(&Offline, "app_1", &opts(&["app"], &["app-conf_1"]))
+        .unwrap();
+    let dropin = read(&s, &format!("{A}/app-conf.service.d/20-portable.conf"));
+    assert!(
+        dropin.ends_with("ExtensionDirectories=/var/lib/portables/app-conf_1\n"),
+        "{dropin}"
+    );
+    host.detach_layers(&Offline, "app_1", &["app-conf_1".into()], false, false)
+        .unwrap();
+    // A confext for another scope is refused.
+    fs::write(
+        conf.join("etc/extension-release.d/extension-release.app-conf_1"),
+        "ID=portctl-sample\nVERSION_ID=1\nCONFEXT_SCOPE=system\n",
+    )
+    .unwrap();
+    let e = host
+        .attach(&Offline, "app_1", &opts(&["app"], &["app-conf_1"]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("CONFEXT_SCOPE=system"), "{e}");
+}
