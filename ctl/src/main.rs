@@ -4,6 +4,7 @@ mod agent;
 mod bus;
 mod format;
 mod pid1;
+mod run;
 mod validate;
 mod verbs;
 
@@ -112,6 +113,8 @@ enum Command {
     SetLimit(verbs::ImageArgs),
     /// Check an image against the portable-image requirements, offline (no daemon needed)
     Validate(validate::Args),
+    /// Run a unit's command, or a command, from an image without attaching it
+    Run(run::Args),
     /// Print the shell completions for SHELL (used by make install)
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Some(Command::Validate(args)) => validate::run(&cli, args),
+        Some(Command::Run(args)) => run::run(&cli, args),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(
                 *shell,

@@ -35,6 +35,11 @@ pub fn determine_image(arg: &str, quiet: bool) -> anyhow::Result<String> {
     determine_image_for(arg, quiet, false)
 }
 
+/// [`determine_image`] with the options of the command line (quiet, remote).
+pub fn determine_image_for_cli(cli: &Cli, arg: &str) -> anyhow::Result<String> {
+    determine_image_for(arg, cli.quiet, bus::is_remote(cli))
+}
+
 fn determine_image_for(arg: &str, quiet: bool, remote: bool) -> anyhow::Result<String> {
     if names::image_name_is_valid(arg.as_bytes()) && !arg.contains('/') {
         if Path::new(arg).exists() && !quiet {
@@ -289,7 +294,9 @@ pub fn run(cli: &Cli, command: &Option<Command>) -> anyhow::Result<ExitCode> {
             Some(Command::ReadOnly(a)) => read_only(cli, &conn, a).await,
             Some(Command::Remove(a)) => remove(cli, &conn, a).await,
             Some(Command::SetLimit(a)) => set_limit(cli, &conn, a).await,
-            Some(Command::Validate(_) | Command::Completions { .. } | Command::Man) => {
+            Some(
+                Command::Validate(_) | Command::Run(_) | Command::Completions { .. } | Command::Man,
+            ) => {
                 unreachable!("handled in main")
             }
         }

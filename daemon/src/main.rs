@@ -13,6 +13,7 @@ mod manager;
 mod notify;
 mod ops;
 mod pid1;
+mod run;
 mod state;
 
 use std::path::PathBuf;
@@ -49,6 +50,15 @@ struct Args {
     /// Exit after this many seconds without calls; 0 never exits.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     idle_timeout: u64,
+    /// (Internal) stage 1 of `portctl run`: the run's specification.
+    #[arg(long, hide = true, value_name = "JSON")]
+    run_stage1: Option<String>,
+    /// (Internal) where stage 1 writes the PID of stage 2.
+    #[arg(long, hide = true, value_name = "FD")]
+    pid_fd: Option<i32>,
+    /// (Internal) stage 2 of `portctl run`.
+    #[arg(long, hide = true, value_name = "JSON")]
+    run_stage2: Option<String>,
 }
 
 fn init_logging() {
@@ -71,6 +81,15 @@ fn init_logging() {
 fn main() -> ExitCode {
     init_logging();
     let args = Args::parse();
+    // The helpers of `portctl run` (see run.rs): single-threaded, no runtime.
+    if let Some(spec) = &args.run_stage1 {
+        let pid_out = args.pid_fd.and_then(portctl_engine::run::inherited_fd);
+        std::process::exit(portctl_engine::run::run_stage1(spec, pid_out));
+    }
+    if let Some(spec) = &args.run_stage2 {
+        eprintln!("portctl run: {}", portctl_engine::run::run_stage2(spec));
+        std::process::exit(127);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,6 +137,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
     // Image objects exist before the name is taken, so that a call to one of them that
     // activated portctld finds it; the listings alone name them (no image is opened).
+    conn.object_server()
+        .at(
+            MANAGER_PATH,
+            run::Runner {
+                state: Arc::clone(&state),
+                runs: Default::default(),
+            },
+        )
+        .await?;
     let names = state
         .blocking(|h, _| Ok(h.image_names()))
         .await

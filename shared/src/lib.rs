@@ -25,6 +25,7 @@ pub mod portable;
 pub mod profile;
 pub mod raw;
 pub mod root;
+pub mod run;
 pub(crate) mod sys;
 pub mod txn;
 pub mod unit_file;

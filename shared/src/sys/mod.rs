@@ -74,6 +74,7 @@ pub fn btrfs_subvol_read_only(fd: impl AsFd) -> io::Result<bool> {
 
 pub mod loopdev;
 pub mod mount;
+pub mod sandbox;
 
 /// Sets the inode flags (`FS_IOC_SETFLAGS`) of an open file or directory.
 pub fn set_inode_flags(fd: BorrowedFd<'_>, flags: libc::c_long) -> io::Result<()> {

@@ -1,0 +1,256 @@
+//! `portctl run` through portctld (issue 11): the command runs from the image in namespaces of
+//! its own, sees the host's machine-id and resolv.conf and its own /proc, gets the caller's
+//! standard input and outputs, and portctl exits with its status; images that cannot run are
+//! refused before anything runs; nothing stays mounted, and a caller that goes away takes its
+//! run with it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch};
+
+struct Env {
+    s: Scratch,
+    bus: PrivateBus,
+    _daemon: Daemon,
+}
+
+fn env() -> Env {
+    let s = Scratch::new();
+    attach_host(&s);
+    mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
+    mkimage(
+        &s.join("/var/lib/portables/minimal_sq.raw"),
+        &["--format", "squashfs", "--prefix", "minimal"],
+    );
+    let bus = PrivateBus::start();
+    let daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_portctld")),
+        &bus,
+        s.path(),
+        &[],
+    );
+    Env {
+        s,
+        bus,
+        _daemon: daemon,
+    }
+}
+
+fn portctl() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_portctld")).with_file_name("portctl")
+}
+
+fn run(e: &Env, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(portctl())
+        .args(["--bus-address", &e.bus.address(), "run"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Nothing of a run left on the host: no loop device on the scratch images, no mount below
+/// it, no helper process.
+fn nothing_left(s: &Scratch) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let loops = std::fs::read_dir("/sys/block")
+            .unwrap()
+            .flatten()
+            .filter(|d| {
+                std::fs::read_to_string(d.path().join("loop/backing_file"))
+                    .is_ok_and(|b| b.starts_with(s.path().to_str().unwrap()))
+            })
+            .count();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(s.path().to_str().unwrap()))
+            .count();
+        let helpers = Command::new("pgrep")
+            .args(["-f", &format!("run-stage.*{}", s.path().display())])
+            .output()
+            .unwrap()
+            .stdout
+            .len();
+        if loops == 0 && mounts == 0 && helpers == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {loops} loop devices, {mounts} mounts, helpers: {helpers}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn commands_run_from_directory_and_raw_images() {
+    let e = env();
+    for image in ["minimal_1", "minimal_sq"] {
+        let out = run(&e, &[image, "--", "/usr/bin/minimald", "--once"], "");
+        let t = text(&out);
+        assert!(out.status.success(), "{image}: {t}");
+        assert!(
+            t.contains("machine-id: 0123456789abcdef0123456789abcdef"),
+            "{image}: not the host's machine-id:\n{t}"
+        );
+        assert!(
+            t.contains("resolv.conf: nameserver 127.0.0.1"),
+            "{image}:\n{t}"
+        );
+        assert!(
+            t.contains("proc: mounted") && t.contains("dev: mounted"),
+            "{t}"
+        );
+        // Its own PID namespace, a dynamic user (the default profile), fewer capabilities.
+        assert!(t.contains("pid: 1\n"), "{image}:\n{t}");
+        let uid: u32 = t
+            .lines()
+            .find_map(|l| l.strip_prefix("uid: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((61184..=65519).contains(&uid), "{uid}");
+        assert!(!t.contains("capbnd: 000001ffffffffff"), "{t}");
+    }
+    // Standard input is the caller's; the exit status is the command's.
+    let out = run(
+        &e,
+        &["minimal_1", "--", "/usr/bin/minimald", "--echo"],
+        "hello\n",
+    );
+    assert!(text(&out).contains("echo: hello"), "{}", text(&out));
+    let out = run(
+        &e,
+        &["minimal_1", "--", "/usr/bin/minimald", "--exit", "7"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    // A writable overlay, and the profile "trusted" (root, all capabilities).
+    let out = run(
+        &e,
+        &[
+            "--writable",
+            "--profile=trusted",
+            "minimal_1",
+            "--",
+            "/usr/bin/minimald",
+            "--once",
+        ],
+        "",
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("uid: 0\n"), "{t}");
+    nothing_left(&e.s);
+}
+
+/// A unit's ExecStart= runs, with the unit's environment and working directory.
+#[test]
+fn a_unit_of_the_image() {
+    let e = env();
+    let unit =
+        e.s.join("/var/lib/portables/minimal_1/usr/lib/systemd/system/minimal-test.service");
+    std::fs::write(
+        &unit,
+        "[Service]\nEnvironment=X=1\nWorkingDirectory=/usr\nExecStart=/usr/bin/minimald --exit 5\n",
+    )
+    .unwrap();
+    let out = run(&e, &["minimal_1", "minimal-test.service"], "");
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let out = run(&e, &["minimal_1", "nope.service"], "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("has no unit 'nope.service'"),
+        "{}",
+        text(&out)
+    );
+    nothing_left(&e.s);
+}
+
+/// Images that cannot run are refused before anything runs, with what is missing.
+#[test]
+fn images_that_cannot_run() {
+    let e = env();
+    mkimage(
+        &e.s.join("/var/lib/portables/bare_1.raw"),
+        &["--format", "squashfs", "--no-mount-points"],
+    );
+    let out = run(&e, &["bare_1", "--", "/usr/bin/minimald", "--once"], "");
+    let t = text(&out);
+    assert!(!out.status.success());
+    assert!(t.contains("/proc/") && t.contains("lacks"), "{t}");
+    // A dynamically linked program whose loader the image lacks.
+    let dynamic = e.s.join("/var/lib/portables/minimal_1/usr/bin/dynamic");
+    std::fs::copy("/bin/true", &dynamic).unwrap();
+    let out = run(&e, &["minimal_1", "--", "/usr/bin/dynamic"], "");
+    let t = text(&out);
+    assert!(!out.status.success());
+    assert!(t.contains("needs the loader /lib64/ld-linux"), "{t}");
+    let out = run(&e, &["minimal_1", "--", "/usr/bin/nothing"], "");
+    assert!(text(&out).contains("has no program /usr/bin/nothing"));
+    nothing_left(&e.s);
+}
+
+/// A caller that is killed takes its run with it; a caller that is interrupted passes the
+/// signal on (twice: the command is the init of its namespace and ignores it once).
+#[test]
+fn the_run_ends_with_its_caller() {
+    let e = env();
+    // (A mark of this run among the other minimald processes of a test run.)
+    let mark = format!("mark-{}", std::process::id());
+    let mut client = Command::new(portctl())
+        .args(["--bus-address", &e.bus.address(), "run", "minimal_1", "--"])
+        .args(["/usr/bin/minimald", &mark])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = client.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 512];
+    while !seen.contains("pid: ") {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        assert!(n > 0, "the run ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let running = || {
+        Command::new("pgrep")
+            .args(["-f", &format!("^/usr/bin/minimald {mark}$")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(running());
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running() {
+        assert!(Instant::now() < deadline, "the run outlived its caller");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nothing_left(&e.s);
+}
