@@ -137,12 +137,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
     // Image objects exist before the name is taken, so that a call to one of them that
     // activated portctld finds it; the listings alone name them (no image is opened).
+    let runs: run::Runs = Default::default();
     conn.object_server()
         .at(
             MANAGER_PATH,
             run::Runner {
                 state: Arc::clone(&state),
-                runs: Default::default(),
+                runs: Arc::clone(&runs),
             },
         )
         .await?;
@@ -186,6 +187,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     notify::notify("STOPPING=1");
     // New calls go to the next instance (D-Bus activation); those in flight finish here.
     let _ = conn.release_name(args.bus_name.as_str()).await;
+    // Runs of portctl run end with the daemon.
+    run::kill_all(&runs);
     while state.in_flight() > 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

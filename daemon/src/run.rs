@@ -29,10 +29,21 @@ pub const RUN_WRITABLE: u64 = 1 << 0;
 /// `flags` of `Run`: a dynamic user even where the profile does not ask for one.
 pub const RUN_DYNAMIC_USER: u64 = 1 << 1;
 
+/// Runs in progress: token → (caller, host PID of stage 2).
+pub type Runs = Arc<Mutex<HashMap<String, (String, i32)>>>;
+
 pub struct Runner {
     pub state: Arc<State>,
-    /// Runs in progress: token → (caller, host PID of stage 2).
-    pub runs: Arc<Mutex<HashMap<String, (String, i32)>>>,
+    pub runs: Runs,
+}
+
+/// Kills every run in progress (the daemon stops).
+pub fn kill_all(runs: &Runs) {
+    for (_, pid) in runs.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        if let Some(pid) = Pid::from_raw(*pid) {
+            let _ = kill_process(pid, Signal::KILL);
+        }
+    }
 }
 
 fn failed(message: impl Into<String>) -> PortableError {

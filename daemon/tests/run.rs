@@ -254,3 +254,88 @@ fn the_run_ends_with_its_caller() {
     }
     nothing_left(&e.s);
 }
+
+/// On a terminal: the command reads what is typed there (the terminal itself is passed).
+#[test]
+fn the_terminal_is_passed_through() {
+    let e = env();
+    let out = Command::new(portctl_tests::fixtures().join("pty-answer"))
+        .args(["pid: 1", "typed on the terminal"])
+        .arg(portctl())
+        .args(["--bus-address", &e.bus.address(), "run", "minimal_1", "--"])
+        .args(["/usr/bin/minimald", "--echo"])
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("echo: typed on the terminal"), "{t}");
+}
+
+/// Starts `minimald MARK` (runs until stopped) and returns the client once it has started.
+fn long_run(e: &Env, mark: &str) -> std::process::Child {
+    let mut client = Command::new(portctl())
+        .args(["--bus-address", &e.bus.address(), "run", "minimal_1", "--"])
+        .args(["/usr/bin/minimald", mark])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = client.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 512];
+    while !seen.contains("pid: ") {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        assert!(n > 0, "the run ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    client
+}
+
+fn running(mark: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", &format!("^/usr/bin/minimald {mark}$")])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Ctrl-C is passed on; the second one kills the command, and portctl exits with 128 + 9.
+#[test]
+fn interrupts_are_passed_on() {
+    let e = env();
+    let mark = format!("int-{}", std::process::id());
+    let mut client = long_run(&e, &mark);
+    for _ in 0..2 {
+        assert!(Command::new("kill")
+            .args(["-INT", &client.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status = client.wait().unwrap();
+    assert_eq!(status.code(), Some(137), "{status}");
+    assert!(!running(&mark));
+    nothing_left(&e.s);
+}
+
+/// Stopping the daemon ends the runs it serves.
+#[test]
+fn runs_end_with_the_daemon() {
+    let e = env();
+    let mark = format!("stop-{}", std::process::id());
+    let mut client = long_run(&e, &mark);
+    assert!(running(&mark));
+    let Env { s, bus, _daemon } = e;
+    assert!(_daemon.terminate().success());
+    let _ = client.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(&mark) {
+        assert!(Instant::now() < deadline, "the run outlived the daemon");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nothing_left(&s);
+    drop(bus);
+}
