@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use portctl_dbus::proxy::ManagerProxy;
-use portctl_tests::{attach_host, mkimage, snapshot, Daemon, PrivateBus, Scratch, AS_NOBODY};
+use portctl_tests::{mkimage, snapshot, status_kib, DaemonHost, AS_NOBODY};
 use zbus::message::Message;
 
 const STATE: [&str; 4] = [
@@ -18,40 +18,10 @@ const STATE: [&str; 4] = [
     "/var/lib/portctl",
 ];
 
-struct Env {
-    s: Scratch,
-    bus: PrivateBus,
-    daemon: Daemon,
-}
-
-fn env() -> Env {
-    let s = Scratch::new();
-    attach_host(&s);
-    mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
-    let bus = PrivateBus::start();
-    let daemon = Daemon::start(
-        Path::new(env!("CARGO_BIN_EXE_portctld")),
-        &bus,
-        s.path(),
-        &[],
-    );
-    Env { s, bus, daemon }
-}
-
-async fn conn(bus: &PrivateBus) -> zbus::Connection {
-    zbus::connection::Builder::address(bus.address().as_str())
-        .build()
-        .await
-        .unwrap()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
+fn env() -> DaemonHost {
+    DaemonHost::start(Path::new(env!("CARGO_BIN_EXE_portctld")), |s| {
+        mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
+    })
 }
 
 const MANAGER: &str = "/org/freedesktop/portable1";
@@ -220,7 +190,7 @@ fn every_method_as_an_unprivileged_caller() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_arguments() {
     let e = env();
-    let c = conn(&e.bus).await;
+    let c = e.bus.connect().await;
     let call = |path: &'static str, member: &'static str, body: zbus::Structure<'static>| {
         let c = c.clone();
         async move {
@@ -315,7 +285,7 @@ async fn malformed_arguments() {
 async fn callers_that_hang_up_mid_call() {
     let e = env();
     for round in 0..20 {
-        let c = conn(&e.bus).await;
+        let c = e.bus.connect().await;
         let member = if round % 2 == 0 {
             "AttachImage"
         } else {
@@ -337,7 +307,7 @@ async fn callers_that_hang_up_mid_call() {
         c.send(&msg).await.unwrap();
         drop(c);
     }
-    let c = conn(&e.bus).await;
+    let c = e.bus.connect().await;
     let m = ManagerProxy::new(&c).await.unwrap();
     // Let the last operation finish, then the state must be whole: both files or none.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -360,11 +330,11 @@ async fn callers_that_hang_up_mid_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_calls() {
     let e = env();
-    let quiet = conn(&e.bus).await;
+    let quiet = e.bus.connect().await;
     let m = ManagerProxy::new(&quiet).await.unwrap();
     m.list_images().await.unwrap();
-    let idle = rss_kib(e.daemon.pid());
-    let flood = conn(&e.bus).await;
+    let idle = status_kib(e.daemon.pid(), "VmRSS");
+    let flood = e.bus.connect().await;
     let sender = tokio::spawn(async move {
         for _ in 0..10_000 {
             let msg = Message::method_call(MANAGER, "GetImageState")
@@ -388,14 +358,14 @@ async fn a_flood_of_calls() {
             .expect("the daemon stopped answering others during the flood")
             .unwrap();
         worst = worst.max(t.elapsed());
-        peak = peak.max(rss_kib(e.daemon.pid()));
+        peak = peak.max(status_kib(e.daemon.pid(), "VmRSS"));
         if start.elapsed() > Duration::from_secs(60) {
             break;
         }
     }
     let _flood = sender.await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_kib(e.daemon.pid());
+    let after = status_kib(e.daemon.pid(), "VmRSS");
     eprintln!(
         "flood: worst answer to another caller {worst:?}, RSS idle {idle} KiB, peak {peak} KiB, after {after} KiB"
     );

@@ -27,10 +27,7 @@ fn bin() -> &'static Path {
 }
 
 async fn manager(bus: &PrivateBus) -> (zbus::Connection, ManagerProxy<'static>) {
-    let c = zbus::connection::Builder::address(bus.address().as_str())
-        .build()
-        .await
-        .unwrap();
+    let c = bus.connect().await;
     let m = ManagerProxy::new(&c).await.unwrap();
     (c, m)
 }

@@ -14,7 +14,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use portctl_dbus::proxy::ManagerProxy;
-use portctl_tests::{attach_host, mkimage, snapshot, Daemon, PrivateBus, Scratch};
+use portctl_tests::{
+    attach_host, loops_backed_by, mkimage, mounts_below, snapshot, Daemon, PrivateBus, Scratch,
+};
 
 /// What no image may ever show: it sits in the host root, outside every image.
 const SECRET: &str = "TOPSECRET-host-file";
@@ -27,30 +29,6 @@ const STATE: [&str; 6] = [
     "/var/lib/portctl",
     "/run/portctl",
 ];
-
-/// Loop devices whose backing file lies in `dir`.
-fn loops_in(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in fs::read_dir("/sys/block").unwrap().flatten() {
-        let backing = e.path().join("loop/backing_file");
-        if let Ok(b) = fs::read_to_string(&backing) {
-            if b.trim().starts_with(dir.to_str().unwrap()) {
-                out.push(format!("{}: {}", e.file_name().to_string_lossy(), b.trim()));
-            }
-        }
-    }
-    out
-}
-
-/// Mount points below `dir` in this mount namespace.
-fn mounts_in(dir: &Path) -> Vec<String> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|m| m.starts_with(dir.to_str().unwrap()))
-        .collect()
-}
 
 fn unit_dir(image: &Path) -> PathBuf {
     image.join("usr/lib/systemd/system")
@@ -82,21 +60,6 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for b in data {
-        crc ^= u32::from(*b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// A GPT disk image (512-byte sectors, 8 MiB) with valid checksums: `entries` root
 /// partitions (first and last LBA), in a table that claims `count` entries of 128 bytes.
 fn gpt_image(path: &Path, count: u32, entries: &[(u64, u64)]) {
@@ -122,7 +85,7 @@ fn gpt_image(path: &Path, count: u32, entries: &[(u64, u64)]) {
         disk[e + 40..e + 48].copy_from_slice(&last.to_le_bytes());
     }
     let array_len = (count as usize * 128).min(disk.len() - table);
-    let array_crc = crc32(&disk[table..table + array_len]);
+    let array_crc = portctl_engine::gpt::crc32(&disk[table..table + array_len]);
     let h = 512;
     disk[h..h + 8].copy_from_slice(b"EFI PART");
     disk[h + 8..h + 12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
@@ -135,7 +98,7 @@ fn gpt_image(path: &Path, count: u32, entries: &[(u64, u64)]) {
     disk[h + 80..h + 84].copy_from_slice(&count.to_le_bytes());
     disk[h + 84..h + 88].copy_from_slice(&128u32.to_le_bytes());
     disk[h + 88..h + 92].copy_from_slice(&array_crc.to_le_bytes());
-    let header_crc = crc32(&disk[h..h + 92]);
+    let header_crc = portctl_engine::gpt::crc32(&disk[h..h + 92]);
     disk[h + 16..h + 20].copy_from_slice(&header_crc.to_le_bytes());
     fs::write(path, disk).unwrap();
 }
@@ -339,10 +302,7 @@ async fn hostile_images_are_refused_and_change_nothing() {
         s.path(),
         &[],
     );
-    let conn = zbus::connection::Builder::address(bus.address().as_str())
-        .build()
-        .await
-        .unwrap();
+    let conn = bus.connect().await;
     let m = ManagerProxy::new(&conn).await.unwrap();
     // (A detach leaves /etc/portables, as v252's does.)
     fs::create_dir_all(s.join("/etc/portables")).unwrap();
@@ -403,12 +363,12 @@ async fn hostile_images_are_refused_and_change_nothing() {
             }
         }
         assert_eq!(
-            loops_in(s.path()),
+            loops_backed_by(s.path()),
             Vec::<String>::new(),
             "{what} left a loop device"
         );
         assert_eq!(
-            mounts_in(s.path()),
+            mounts_below("self", s.path()),
             Vec::<String>::new(),
             "{what} left a mount"
         );
@@ -464,10 +424,7 @@ async fn an_image_swapped_while_it_is_opened() {
             }
         })
     };
-    let conn = zbus::connection::Builder::address(bus.address().as_str())
-        .build()
-        .await
-        .unwrap();
+    let conn = bus.connect().await;
     let m = ManagerProxy::new(&conn).await.unwrap();
     let mut outcomes = BTreeSet::new();
     for _ in 0..200 {
@@ -494,7 +451,7 @@ async fn an_image_swapped_while_it_is_opened() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     swapper.join().unwrap();
     assert!(outcomes.contains("ok"), "{outcomes:?}");
-    assert_eq!(loops_in(s.path()), Vec::<String>::new());
-    assert_eq!(mounts_in(s.path()), Vec::<String>::new());
+    assert_eq!(loops_backed_by(s.path()), Vec::<String>::new());
+    assert_eq!(mounts_below("self", s.path()), Vec::<String>::new());
     assert!(m.list_images().await.is_ok());
 }

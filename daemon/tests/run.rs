@@ -9,41 +9,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch};
+use portctl_tests::{loops_backed_by, mkimage, mounts_below, DaemonHost, Scratch};
 
-struct Env {
-    s: Scratch,
-    bus: PrivateBus,
-    _daemon: Daemon,
-}
-
-fn env() -> Env {
-    let s = Scratch::new();
-    attach_host(&s);
-    mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
-    mkimage(
-        &s.join("/var/lib/portables/minimal_sq.raw"),
-        &["--format", "squashfs", "--prefix", "minimal"],
-    );
-    let bus = PrivateBus::start();
-    let daemon = Daemon::start(
-        Path::new(env!("CARGO_BIN_EXE_portctld")),
-        &bus,
-        s.path(),
-        &[],
-    );
-    Env {
-        s,
-        bus,
-        _daemon: daemon,
-    }
+fn env() -> DaemonHost {
+    DaemonHost::start(Path::new(env!("CARGO_BIN_EXE_portctld")), |s| {
+        mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
+        mkimage(
+            &s.join("/var/lib/portables/minimal_sq.raw"),
+            &["--format", "squashfs", "--prefix", "minimal"],
+        );
+    })
 }
 
 fn portctl() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_portctld")).with_file_name("portctl")
 }
 
-fn run(e: &Env, args: &[&str], stdin: &str) -> Output {
+fn run(e: &DaemonHost, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(portctl())
         .args(["--bus-address", &e.bus.address(), "run"])
         .args(args)
@@ -74,19 +56,8 @@ fn text(o: &Output) -> String {
 fn nothing_left(s: &Scratch) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let loops = std::fs::read_dir("/sys/block")
-            .unwrap()
-            .flatten()
-            .filter(|d| {
-                std::fs::read_to_string(d.path().join("loop/backing_file"))
-                    .is_ok_and(|b| b.starts_with(s.path().to_str().unwrap()))
-            })
-            .count();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(s.path().to_str().unwrap()))
-            .count();
+        let loops = loops_backed_by(s.path()).len();
+        let mounts = mounts_below("self", s.path()).len();
         let helpers = Command::new("pgrep")
             .args(["-f", &format!("run-stage.*{}", s.path().display())])
             .output()
@@ -220,30 +191,8 @@ fn the_run_ends_with_its_caller() {
     let e = env();
     // (A mark of this run among the other minimald processes of a test run.)
     let mark = format!("mark-{}", std::process::id());
-    let mut client = Command::new(portctl())
-        .args(["--bus-address", &e.bus.address(), "run", "minimal_1", "--"])
-        .args(["/usr/bin/minimald", &mark])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = client.stdout.take().unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 512];
-    while !seen.contains("pid: ") {
-        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
-        assert!(n > 0, "the run ended early: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    let running = || {
-        Command::new("pgrep")
-            .args(["-f", &format!("^/usr/bin/minimald {mark}$")])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
+    let mut client = long_run(&e, &mark);
+    let running = || running(&mark);
     assert!(running());
     client.kill().unwrap();
     client.wait().unwrap();
@@ -272,7 +221,7 @@ fn the_terminal_is_passed_through() {
 }
 
 /// Starts `minimald MARK` (runs until stopped) and returns the client once it has started.
-fn long_run(e: &Env, mark: &str) -> std::process::Child {
+fn long_run(e: &DaemonHost, mark: &str) -> std::process::Child {
     let mut client = Command::new(portctl())
         .args(["--bus-address", &e.bus.address(), "run", "minimal_1", "--"])
         .args(["/usr/bin/minimald", mark])
@@ -328,8 +277,8 @@ fn runs_end_with_the_daemon() {
     let mark = format!("stop-{}", std::process::id());
     let mut client = long_run(&e, &mark);
     assert!(running(&mark));
-    let Env { s, bus, _daemon } = e;
-    assert!(_daemon.terminate().success());
+    let DaemonHost { s, bus, daemon } = e;
+    assert!(daemon.terminate().success());
     let _ = client.wait();
     let deadline = Instant::now() + Duration::from_secs(10);
     while running(&mark) {

@@ -12,36 +12,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use portctl_dbus::proxy::ManagerProxy;
-use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch};
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| {
-            v.trim_start_matches(':')
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap()
-}
+use portctl_tests::{
+    attach_host, loops_backed_by, mkimage, status_kib, Daemon, PrivateBus, Scratch,
+};
 
 fn count(path: String) -> usize {
     fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
-}
-
-fn loops_backed_by(dir: &Path) -> usize {
-    fs::read_dir("/sys/block")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            fs::read_to_string(e.path().join("loop/backing_file"))
-                .is_ok_and(|b| b.starts_with(dir.to_str().unwrap()))
-        })
-        .count()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,10 +57,7 @@ async fn ten_thousand_cycles_leak_nothing() {
         &[],
     );
     let pid = d.pid();
-    let c = zbus::connection::Builder::address(bus.address().as_str())
-        .build()
-        .await
-        .unwrap();
+    let c = bus.connect().await;
     let m = ManagerProxy::new(&c).await.unwrap();
     let sample = |cycles| Sample {
         cycles,
@@ -94,7 +67,7 @@ async fn ten_thousand_cycles_leak_nothing() {
             .unwrap()
             .lines()
             .count(),
-        loops: loops_backed_by(s.path()),
+        loops: loops_backed_by(s.path()).len(),
     };
     let start = Instant::now();
     let mut samples = vec![sample(0)];

@@ -29,7 +29,7 @@ const EXEC_KEYS: [&str; 7] = [
 ];
 
 /// Where a program named without a path is looked for (systemd's default `PATH`, split /usr).
-const EXEC_SEARCH_PATH: [&str; 6] = [
+pub const EXEC_SEARCH_PATH: [&str; 6] = [
     "/usr/local/sbin",
     "/usr/local/bin",
     "/usr/sbin",

@@ -324,18 +324,7 @@ impl Host {
         for (i, arg) in o.extensions.iter().enumerate() {
             let ext = self.find_image(arg)?;
             let ext_opened = self.open_image_with(&ext, false)?;
-            let ext_release =
-                find_extension_release(&ext_opened.root, &ext.name, o.relax_extension_check)
-                    .map_err(|source| Error::OsRelease {
-                        image: ext.name.clone(),
-                        source,
-                    })?
-                    .ok_or_else(|| {
-                        Error::InvalidArgs(format!(
-                            "Image {} lacks extension-release data, refusing.",
-                            ext.name
-                        ))
-                    })?;
+            let ext_release = extension_release(&ext_opened.root, &ext, o.relax_extension_check)?;
             if let Some(why) = extension_mismatch(&ext_release, &release.parsed) {
                 return Err(Error::Stale(format!(
                     "Image {} extension-release metadata does not match the root's: {why}",
@@ -1190,6 +1179,25 @@ impl AttachedUnits {
     }
 }
 
+/// The extension-release of the extension image `ext` (opened at `root`), which it must have.
+fn extension_release(
+    root: &crate::ImageRoot,
+    ext: &Image,
+    relax: bool,
+) -> Result<crate::os_release::ExtensionRelease> {
+    find_extension_release(root, &ext.name, relax)
+        .map_err(|source| Error::OsRelease {
+            image: ext.name.clone(),
+            source,
+        })?
+        .ok_or_else(|| {
+            Error::InvalidArgs(format!(
+                "Image {} lacks extension-release data, refusing.",
+                ext.name
+            ))
+        })
+}
+
 /// An extension image's path and the raw bytes of its extension-release file.
 pub type ExtensionReleaseBytes = (String, Vec<u8>);
 
@@ -1237,17 +1245,7 @@ impl Host {
         for e in extensions {
             let ext = self.find_image(e)?;
             let root = self.open_image(&ext)?;
-            let release = find_extension_release(&root, &ext.name, relax)
-                .map_err(|source| Error::OsRelease {
-                    image: ext.name.clone(),
-                    source,
-                })?
-                .ok_or_else(|| {
-                    Error::InvalidArgs(format!(
-                        "Image {} lacks extension-release data, refusing.",
-                        ext.name
-                    ))
-                })?;
+            let release = extension_release(&root, &ext, relax)?;
             releases.push((ext.path.display().to_string(), release.file.raw));
             let units = find_units(&root, matches).map_err(|source| Error::Unit {
                 image: ext.name.clone(),

@@ -227,17 +227,10 @@ fn check_program(root: &ImageRoot, image: &Image, program: &str) -> Result<()> {
     let path = if program.starts_with('/') {
         PathBuf::from(program)
     } else {
-        let found = [
-            "/usr/local/sbin",
-            "/usr/local/bin",
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
-        ]
-        .iter()
-        .map(|d| Path::new(d).join(program))
-        .find(|p| matches!(root.stat(p), Ok(Some(_))));
+        let found = compliance::EXEC_SEARCH_PATH
+            .iter()
+            .map(|d| Path::new(d).join(program))
+            .find(|p| matches!(root.stat(p), Ok(Some(_))));
         match found {
             Some(p) => p,
             None => {

@@ -434,6 +434,14 @@ impl PrivateBus {
         format!("unix:path={}", self.dir.path().join("bus").display())
     }
 
+    /// A connection to this bus.
+    pub async fn connect(&self) -> zbus::Connection {
+        zbus::connection::Builder::address(self.address().as_str())
+            .build()
+            .await
+            .expect("connect to the private bus")
+    }
+
     /// A config file of this bus, for a second daemon with a stricter policy.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -445,6 +453,58 @@ impl Drop for PrivateBus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A scratch host (as [`attach_host`] makes it, plus the images `images` adds), a private
+/// bus and `binary` (portctld) serving that host on it.
+pub struct DaemonHost {
+    pub s: Scratch,
+    pub bus: PrivateBus,
+    pub daemon: Daemon,
+}
+
+impl DaemonHost {
+    pub fn start(binary: &Path, images: impl FnOnce(&Scratch)) -> Self {
+        let s = Scratch::new();
+        attach_host(&s);
+        images(&s);
+        let bus = PrivateBus::start();
+        let daemon = Daemon::start(binary, &bus, s.path(), &[]);
+        Self { s, bus, daemon }
+    }
+}
+
+/// Loop devices whose backing file lies below `dir` ("loopN: file").
+pub fn loops_backed_by(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/sys/block").unwrap().flatten() {
+        if let Ok(b) = fs::read_to_string(e.path().join("loop/backing_file")) {
+            if b.trim().starts_with(dir.to_str().unwrap()) {
+                out.push(format!("{}: {}", e.file_name().to_string_lossy(), b.trim()));
+            }
+        }
+    }
+    out
+}
+
+/// Mount points below `dir` in the mount namespace of process `pid` ("self" for this one).
+pub fn mounts_below(pid: &str, dir: &Path) -> Vec<String> {
+    fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(dir.to_str().unwrap()))
+        .collect()
+}
+
+/// A `kB` field of /proc/PID/status (`VmRSS`, `VmHWM`).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 /// A running `portctld` on a bus, killed on drop.
