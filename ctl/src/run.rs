@@ -36,6 +36,11 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<ExitCode> {
     if a.unit.is_none() && a.command.is_empty() {
         anyhow::bail!("Give a unit of the image or a command after '--'.");
     }
+    if bus::is_remote(cli) {
+        // The terminal goes over the bus as file descriptors, which ssh and
+        // systemd-stdio-bridge do not carry.
+        anyhow::bail!("portctl run works on the local machine only (no -H, no -M).");
+    }
     let image = verbs::determine_image_for_cli(cli, &a.image)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
