@@ -473,15 +473,15 @@ impl Manager {
         POOL_PATH.to_string()
     }
 
-    /// btrfs qgroup figures are not read yet: UINT64_MAX, as on non-btrfs pools.
+    /// The pool's btrfs qgroup figures; UINT64_MAX when it is not on btrfs or quotas are off.
     #[zbus(property(emits_changed_signal = "false"), name = "PoolUsage")]
-    fn pool_usage(&self) -> u64 {
-        u64::MAX
+    async fn pool_usage(&self) -> Result<u64, PortableError> {
+        self.state.blocking(|h, _| Ok(h.pool_usage().0)).await
     }
 
     #[zbus(property(emits_changed_signal = "false"), name = "PoolLimit")]
-    fn pool_limit(&self) -> u64 {
-        u64::MAX
+    async fn pool_limit(&self) -> Result<u64, PortableError> {
+        self.state.blocking(|h, _| Ok(h.pool_usage().1)).await
     }
 
     #[zbus(property(emits_changed_signal = "false"), name = "Profiles")]

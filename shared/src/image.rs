@@ -255,6 +255,17 @@ fn make_image_cached(
             if let (true, Some(fd)) = (btrfs_subvolume, &fd) {
                 image.kind = ImageType::Subvolume;
                 image.read_only |= sys::btrfs_subvol_read_only(fd).unwrap_or(false);
+                // The subvolume's level-0 qgroup, when quotas are on.
+                if let Some(q) = sys::btrfs_subvol_id(fd)
+                    .and_then(|id| sys::btrfs_qgroup(fd, id))
+                    .ok()
+                    .flatten()
+                {
+                    image.usage = q.referenced;
+                    image.usage_exclusive = q.exclusive;
+                    image.limit = q.max_referenced;
+                    image.limit_exclusive = q.max_exclusive;
+                }
             }
             let immutable = if immutable_known {
                 stx.stx_attributes.contains(StatxAttributes::IMMUTABLE)

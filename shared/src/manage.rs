@@ -154,6 +154,26 @@ impl Host {
     }
 
     /// Sets the size limit of the image pool, /var/lib/portables (section 7.7).
+    /// `PoolUsage` and `PoolLimit`: the referenced bytes and their limit of the qgroup of the
+    /// subvolume the pool is in; `u64::MAX` each when the pool is not on btrfs or quotas are
+    /// off.
+    pub fn pool_usage(&self) -> (u64, u64) {
+        let pool = Path::new(POOL_PATH);
+        let Ok(fd) = self.fs().open_inspect(pool, true) else {
+            return (u64::MAX, u64::MAX);
+        };
+        let on_btrfs = rustix::fs::fstatfs(&fd)
+            .map(|s| (s.f_type as u64 & 0xFFFF_FFFF) == 0x9123_683E)
+            .unwrap_or(false);
+        if !on_btrfs {
+            return (u64::MAX, u64::MAX);
+        }
+        match sys::btrfs_subvol_id(&fd).and_then(|id| sys::btrfs_qgroup(&fd, id)) {
+            Ok(Some(q)) => (q.referenced, q.max_referenced),
+            _ => (u64::MAX, u64::MAX),
+        }
+    }
+
     pub fn set_pool_limit(&self, limit: u64) -> Result<()> {
         check_limit(limit)?;
         let pool = Path::new(POOL_PATH);

@@ -205,9 +205,23 @@ fn btrfs_subvolumes_read_only_flag_and_quota() {
     host.mark_read_only("minimal_b", false).unwrap();
     assert!(!host.find_image("minimal_b").unwrap().read_only);
 
+    // Without quotas, no figures (as v252).
+    let img = host.find_image("minimal_b").unwrap();
+    assert_eq!((img.usage, img.limit), (u64::MAX, u64::MAX));
+    assert_eq!(host.pool_usage(), (u64::MAX, u64::MAX));
     run(&["btrfs", "quota", "enable", pool.to_str().unwrap()]);
     host.set_image_limit("minimal_b", 64 << 20).unwrap();
     host.set_pool_limit(128 << 20).unwrap();
+    run(&["btrfs", "quota", "rescan", "-w", pool.to_str().unwrap()]);
+    // The figures come from the quota tree: usage and limits of the qgroups.
+    let img = host.find_image("minimal_b").unwrap();
+    assert_eq!(img.limit, 64 << 20);
+    assert_eq!(img.limit_exclusive, u64::MAX);
+    assert!(img.usage > 0 && img.usage < 1 << 20, "{}", img.usage);
+    assert!(img.usage_exclusive > 0 && img.usage_exclusive <= img.usage);
+    let (usage, limit) = host.pool_usage();
+    assert_eq!(limit, 128 << 20);
+    assert!(usage > 0 && usage < u64::MAX, "{usage}");
     let q = run(&[
         "btrfs",
         "qgroup",
