@@ -309,17 +309,30 @@ async fn callers_that_hang_up_mid_call() {
     }
     let c = e.bus.connect().await;
     let m = ManagerProxy::new(&c).await.unwrap();
-    // Let the last operation finish, then the state must be whole: both files or none.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let state = m.get_image_state("minimal_1").await.unwrap();
+    // Once the last operation is over, the state is whole: both files or none (polled: an
+    // operation may still be running when the callers are gone).
     let unit =
         e.s.join("/etc/systemd/system.attached/minimal-test.service");
     let dropin =
         e.s.join("/etc/systemd/system.attached/minimal-test.service.d/20-portable.conf");
-    match state.as_str() {
-        "attached" => assert!(unit.exists() && dropin.exists()),
-        "detached" => assert!(!unit.exists() && !dropin.exists()),
-        other => panic!("state {other}"),
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = m.get_image_state("minimal_1").await.unwrap();
+        let whole = match state.as_str() {
+            "attached" => unit.exists() && dropin.exists(),
+            "detached" => !unit.exists() && !dropin.exists(),
+            _ => false,
+        };
+        if whole {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "state {state}, unit {}, drop-in {}",
+            unit.exists(),
+            dropin.exists()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(Path::new(&format!("/proc/{}", e.daemon.pid())).exists());
     assert!(m.list_images().await.is_ok());

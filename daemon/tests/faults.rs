@@ -256,11 +256,12 @@ async fn a_full_or_read_only_etc() {
 }
 
 /// A stand-in for PID 1 that answers `GetUnit` slowly and leaves the bus before it answers.
-struct VanishingSystemd;
+struct VanishingSystemd(std::sync::Arc<tokio::sync::Notify>);
 
 #[zbus::interface(name = "org.freedesktop.systemd1.Manager")]
 impl VanishingSystemd {
     async fn get_unit(&self, _name: String) -> zbus::fdo::Result<zbus::OwnedObjectPath> {
+        self.0.notify_one();
         tokio::time::sleep(Duration::from_secs(5)).await;
         Err(zbus::fdo::Error::Failed("too late".into()))
     }
@@ -273,9 +274,10 @@ async fn pid1_leaves_the_bus_mid_call() {
     let s = host();
     let bus = PrivateBus::start();
     let _d = Daemon::start(bin(), &bus, s.path(), &[]);
+    let asked = std::sync::Arc::new(tokio::sync::Notify::new());
     let systemd = zbus::connection::Builder::address(bus.address().as_str())
         .name("org.freedesktop.systemd1")
-        .serve_at("/org/freedesktop/systemd1", VanishingSystemd)
+        .serve_at("/org/freedesktop/systemd1", VanishingSystemd(asked.clone()))
         .build()
         .await
         .unwrap();
@@ -286,8 +288,11 @@ async fn pid1_leaves_the_bus_mid_call() {
             .await
             .map(drop)
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    drop(systemd);
+    // PID 1 leaves once portctld has asked it.
+    tokio::time::timeout(Duration::from_secs(30), asked.notified())
+        .await
+        .expect("portctld never asked PID 1");
+    systemd.close().await.unwrap();
     let err = tokio::time::timeout(Duration::from_secs(30), attach)
         .await
         .expect("attach hangs after PID 1 left")
