@@ -11,7 +11,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use portctl_dbus::proxy::ManagerProxy;
-use portctl_tests::{attach_host, mkimage, snapshot, Daemon, PrivateBus, Scratch};
+use portctl_tests::{
+    snapshot, two_versions_host, Daemon, PrivateBus, Scratch, BUSCTL_ATTACH_MINIMAL_1,
+};
 
 const STATE: [&str; 6] = [
     "/etc/systemd/system.attached",
@@ -33,16 +35,7 @@ async fn manager(bus: &PrivateBus) -> (zbus::Connection, ManagerProxy<'static>) 
 }
 
 fn host() -> Scratch {
-    let s = Scratch::new();
-    attach_host(&s);
-    mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
-    std::fs::write(
-        s.join("/var/lib/portables/minimal_1/usr/lib/systemd/system/minimal-old.service"),
-        "[Service]\nExecStart=/usr/bin/minimald\n",
-    )
-    .unwrap();
-    mkimage(&s.join("/var/lib/portables/minimal_2"), &[]);
-    s
+    two_versions_host()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -74,20 +67,7 @@ async fn crash_everywhere(op: Op) {
             let d = Daemon::start(bin(), &bus, s.path(), &[]);
             let out = Command::new("busctl")
                 .arg(format!("--address={}", bus.address()))
-                .args([
-                    "call",
-                    "org.freedesktop.portable1",
-                    "/org/freedesktop/portable1",
-                    "org.freedesktop.portable1.Manager",
-                    "AttachImage",
-                    "sassbs",
-                    "minimal_1",
-                    "1",
-                    "minimal",
-                    "default",
-                    "false",
-                    "",
-                ])
+                .args(BUSCTL_ATTACH_MINIMAL_1)
                 .output()
                 .unwrap();
             assert!(

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use portctl_tests::{mkimage, SystemdBox, AS_NOBODY};
+use portctl_tests::{mkimage, SystemdBox, AS_NOBODY, BUSCTL_ATTACH_MINIMAL_1};
 
 /// The commands, each run against the reference and then against portctld.
 const SCRIPT: &[&[&str]] = &[
@@ -345,22 +345,8 @@ fn polkit_decides_for_unprivileged_callers() {
         b.exec(
             &[
                 &AS_NOBODY[..],
-                &[
-                    "busctl",
-                    "--allow-interactive-authorization=no",
-                    "call",
-                    "org.freedesktop.portable1",
-                    "/org/freedesktop/portable1",
-                    "org.freedesktop.portable1.Manager",
-                    "AttachImage",
-                    "sassbs",
-                    "minimal_1",
-                    "1",
-                    "minimal",
-                    "default",
-                    "false",
-                    "",
-                ],
+                &["busctl", "--allow-interactive-authorization=no"],
+                &BUSCTL_ATTACH_MINIMAL_1[..],
             ]
             .concat(),
         )

@@ -455,6 +455,38 @@ impl Drop for PrivateBus {
     }
 }
 
+/// A scratch host with two versions of the sample image: `minimal_1`, which also has
+/// `minimal-old.service`, and `minimal_2`, which lacks it (for reattach and crash tests).
+pub fn two_versions_host() -> Scratch {
+    let s = Scratch::new();
+    attach_host(&s);
+    mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
+    fs::write(
+        s.join("/var/lib/portables/minimal_1/usr/lib/systemd/system/minimal-old.service"),
+        "[Service]\nExecStart=/usr/bin/minimald\n",
+    )
+    .unwrap();
+    mkimage(&s.join("/var/lib/portables/minimal_2"), &[]);
+    s
+}
+
+/// `busctl` arguments that attach `minimal_1` (prefix `minimal`, profile `default`, not
+/// runtime, default copy mode) through the v252 `AttachImage`.
+pub const BUSCTL_ATTACH_MINIMAL_1: [&str; 12] = [
+    "call",
+    "org.freedesktop.portable1",
+    "/org/freedesktop/portable1",
+    "org.freedesktop.portable1.Manager",
+    "AttachImage",
+    "sassbs",
+    "minimal_1",
+    "1",
+    "minimal",
+    "default",
+    "false",
+    "",
+];
+
 /// A scratch host (as [`attach_host`] makes it, plus the images `images` adds), a private
 /// bus and `binary` (portctld) serving that host on it.
 pub struct DaemonHost {

@@ -5,7 +5,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
-use portctl_tests::{attach_host, mkimage, snapshot, Scratch};
+use portctl_tests::{snapshot, two_versions_host, Scratch};
 
 const DIRS: [&str; 7] = [
     "/var/lib/portables/minimal_2/usr/bin",
@@ -34,15 +34,7 @@ fn op(s: &Scratch, args: &[&str], fault_at: Option<usize>) -> (std::process::Exi
 /// A host with minimal_1 and minimal_2 (which lacks v1's extra unit), in the state `prepare`
 /// leaves it.
 fn fresh(prepare: &[&[&str]]) -> Scratch {
-    let s = Scratch::new();
-    attach_host(&s);
-    mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
-    std::fs::write(
-        s.join("/var/lib/portables/minimal_1/usr/lib/systemd/system/minimal-old.service"),
-        "[Service]\nExecStart=/usr/bin/minimald\n",
-    )
-    .unwrap();
-    mkimage(&s.join("/var/lib/portables/minimal_2"), &[]);
+    let s = two_versions_host();
     for args in prepare {
         let (status, err) = op(&s, args, None);
         assert!(status.success(), "{args:?}: {err}");
