@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use portctl_engine::compliance::{self, Report, Status};
+use portctl_engine::text::cescape;
 use portctl_engine::Host;
 use serde::Serialize;
 
@@ -123,7 +124,9 @@ fn print_human(r: &Report) {
     let mut checks: Vec<_> = r.checks.iter().collect();
     checks.sort_by_key(|c| c.number);
     for c in checks {
-        let mut details = c.details.iter();
+        // Details quote the image (its PRETTY_NAME, say): control characters escaped.
+        let escaped: Vec<String> = c.details.iter().map(|d| cescape(d)).collect();
+        let mut details = escaped.iter();
         println!(
             "{:<3} {:<13} {:<11} {}",
             c.number,

@@ -639,50 +639,64 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let mut out = String::new();
+    // What comes from the image is shown with its control characters escaped; `--cat` into
+    // a pipe or a file stays byte for byte (docs/security.md, "Output").
+    let show = |t: &str| portctl_engine::text::cescape(t);
+    let mut out: Vec<u8> = Vec::new();
     if cli.cat {
-        out.push_str("-- OS Release: --\n");
-        out.push_str(&String::from_utf8_lossy(&os_release));
+        let raw = !std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let file = |out: &mut Vec<u8>, data: &[u8]| {
+            if raw {
+                out.extend_from_slice(data);
+            } else {
+                let text = String::from_utf8_lossy(data);
+                out.extend_from_slice(portctl_engine::text::escape(&text, "\n\t").as_bytes());
+            }
+        };
+        out.extend_from_slice(b"-- OS Release: --\n");
+        file(&mut out, &os_release);
         for (name, data) in &extensions {
-            out.push_str(&format!(
-                "\n-- Extension Release: {name} --\n{}",
-                String::from_utf8_lossy(data)
-            ));
+            out.extend_from_slice(
+                format!("\n-- Extension Release: {} --\n", show(name)).as_bytes(),
+            );
+            file(&mut out, data);
         }
         for (name, data) in &units {
-            out.push_str(&format!(
-                "\n-- Unit file: {name} --\n{}",
-                String::from_utf8_lossy(data)
-            ));
+            out.extend_from_slice(format!("\n-- Unit file: {name} --\n").as_bytes());
+            file(&mut out, data);
         }
     } else {
         let osr = OsRelease::parse(&os_release);
-        out.push_str(&format!(
-            "Image:\n\t{path}\nPortable Service:\n\t{}\nOperating System:\n\t{}\n",
-            field(&osr, "PORTABLE_PRETTY_NAME"),
-            field(&osr, "PRETTY_NAME")
-        ));
+        let mut text = format!(
+            "Image:\n\t{}\nPortable Service:\n\t{}\nOperating System:\n\t{}\n",
+            show(&path),
+            show(field(&osr, "PORTABLE_PRETTY_NAME")),
+            show(field(&osr, "PRETTY_NAME"))
+        );
         for (name, data) in &extensions {
             let e = OsRelease::parse(data);
-            out.push_str(&format!(
-                "Extension:\n\t{name}\n\tExtension Scope:\n\t\t{}\n\tExtension Compatibility Level:\n\t\t{}\n\tPortable Service:\n\t\t{}\n\tPortable Prefixes:\n\t\t{}\n\tOperating System:\n\t\t{} ({} {})\n",
-                field(&e, "SYSEXT_SCOPE"),
-                field(&e, "SYSEXT_LEVEL"),
-                field(&e, "PORTABLE_PRETTY_NAME"),
-                field(&e, "PORTABLE_PREFIXES"),
-                field(&e, "PRETTY_NAME"),
-                field(&e, "ID"),
-                field(&e, "VERSION_ID"),
+            let f = |k: &str| show(field(&e, k));
+            text.push_str(&format!(
+                "Extension:\n\t{}\n\tExtension Scope:\n\t\t{}\n\tExtension Compatibility Level:\n\t\t{}\n\tPortable Service:\n\t\t{}\n\tPortable Prefixes:\n\t\t{}\n\tOperating System:\n\t\t{} ({} {})\n",
+                show(name),
+                f("SYSEXT_SCOPE"),
+                f("SYSEXT_LEVEL"),
+                f("PORTABLE_PRETTY_NAME"),
+                f("PORTABLE_PREFIXES"),
+                f("PRETTY_NAME"),
+                f("ID"),
+                f("VERSION_ID"),
             ));
         }
         if !units.is_empty() {
-            out.push_str("Unit files:\n");
+            text.push_str("Unit files:\n");
             for name in units.keys() {
-                out.push_str(&format!("\t{name}\n"));
+                text.push_str(&format!("\t{name}\n"));
             }
         }
+        out = text.into_bytes();
     }
-    print!("{out}");
+    std::io::Write::write_all(&mut std::io::stdout(), &out)?;
     Ok(ExitCode::SUCCESS)
 }
 

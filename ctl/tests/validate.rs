@@ -61,7 +61,7 @@ fn json_output_parses_and_carries_the_verdict() {
         assert_eq!(v["image"]["type"], "directory");
         assert_eq!(v["profile"]["name"], "default");
         let checks = v["checks"].as_array().unwrap();
-        assert_eq!(checks.len(), 7);
+        assert_eq!(checks.len(), 8, "rules 1 to 8 (8: confinement)");
         let mp = checks.iter().find(|c| c["rule"] == "mount-points").unwrap();
         assert_eq!(mp["status"], "repairable");
         assert_eq!(v["missing"].as_array().unwrap().len(), 6);

@@ -1,6 +1,9 @@
-//! Who may call what (section 1.8): uid 0 and callers with `CAP_SYS_ADMIN` pass; everybody
-//! else is asked about at polkit, interactively only when the message allows it. Credentials
-//! come from the bus, never from the message.
+//! Who may call what: uid 0 passes; everybody else is asked about at polkit (subject
+//! `system-bus-name`), interactively only when the message allows it. The uid is the one
+//! dbus-daemon took from the kernel (`SO_PEERCRED`) when the caller connected; nothing is
+//! read from `/proc/<pid>`: the process that connected may have handed the socket to another
+//! and exec'd a setuid program since, so its capabilities say nothing about the caller
+//! (docs/security.md, "Who and what is trusted"). sd-bus refuses the same shortcut.
 
 use std::collections::HashMap;
 
@@ -27,20 +30,6 @@ impl Action {
     }
 }
 
-const CAP_SYS_ADMIN: u32 = 21;
-
-/// Whether the process has `CAP_SYS_ADMIN` in its effective set.
-fn has_cap_sys_admin(pid: u32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
-}
-
 /// Checks that the sender of `hdr` may do `action`.
 pub async fn authorize(
     conn: &Connection,
@@ -61,7 +50,7 @@ pub async fn authorize(
         .get_connection_credentials(sender.clone().into())
         .await?;
     let uid = creds.unix_user_id();
-    if uid == Some(0) || creds.process_id().is_some_and(has_cap_sys_admin) {
+    if uid == Some(0) {
         return Ok(());
     }
     let interactive = hdr

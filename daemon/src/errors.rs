@@ -13,6 +13,7 @@ pub fn to_wire(e: Error) -> PortableError {
         | Error::BadProfileName(_)
         | Error::NoSuchProfile(_)
         | Error::MissingMountPoints { .. }
+        | Error::WidensProfile { .. }
         | Error::NoOsRelease(_)
         | Error::Raw(_)
         | Error::Unit { .. }

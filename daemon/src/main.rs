@@ -176,6 +176,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            // dbus-daemon closes the connection of a service that broke its limits (a reply
+            // over the message size, say): without a bus there is nobody to serve, and the
+            // next call activates a fresh instance.
+            () = conn.closed() => { tracing::warn!("the bus closed the connection: exiting"); break; }
             _ = tick.tick() => {
                 if args.idle_timeout > 0 && state.in_flight() == 0 && state.idle_for() >= idle {
                     tracing::info!("idle for {}s: exiting", args.idle_timeout);

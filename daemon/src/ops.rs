@@ -44,25 +44,30 @@ impl Call<'_> {
     }
 
     /// Reading an image named by path needs `inspect-images` authorization (v252's
-    /// AUTHENTICATE_BY_PATH), unless the call came to the image's own object, which resolved it
-    /// by name (as v252 skips the check for an image passed in).
-    async fn auth_read(&self, image: &str) -> Result<(), PortableError> {
-        let prefix = format!("{}/", portctl_dbus::IMAGE_PATH_PREFIX);
-        let from_object = self
-            .hdr
-            .path()
-            .is_some_and(|p| p.as_str().starts_with(&prefix));
-        if is_path(image) && !from_object {
+    /// AUTHENTICATE_BY_PATH). `resolved_by_object` says that `image` is the root image of a
+    /// call to an image object, which resolved it from the object's own name (every caller
+    /// may read images by name, as v252 skips the check for an image passed in). Extension
+    /// images are arguments of the call, authorized wherever they arrive.
+    async fn auth_read(&self, image: &str, resolved_by_object: bool) -> Result<(), PortableError> {
+        if is_path(image) && !resolved_by_object {
             self.auth(Action::Inspect).await?;
         }
         Ok(())
+    }
+
+    /// Whether the call came to an image object (not to the Manager).
+    fn to_image_object(&self) -> bool {
+        let prefix = format!("{}/", portctl_dbus::IMAGE_PATH_PREFIX);
+        self.hdr
+            .path()
+            .is_some_and(|p| p.as_str().starts_with(&prefix))
     }
 
     pub async fn os_release(
         &self,
         image: String,
     ) -> Result<HashMap<String, String>, PortableError> {
-        self.auth_read(&image).await?;
+        self.auth_read(&image, self.to_image_object()).await?;
         let pairs = self
             .state
             .blocking(move |h, _| h.image_os_release(&image))
@@ -78,9 +83,9 @@ impl Call<'_> {
         flags: u64,
     ) -> Result<Metadata, PortableError> {
         let flags = Flags::from_bits(flags).map_err(crate::errors::to_wire)?;
-        self.auth_read(&image).await?;
+        self.auth_read(&image, self.to_image_object()).await?;
         for e in &extensions {
-            self.auth_read(e).await?;
+            self.auth_read(e, false).await?;
         }
         let (m, releases) = self
             .state

@@ -19,7 +19,14 @@ pub struct State {
     last_activity: Mutex<Instant>,
     /// Names of the images whose objects are exported.
     pub exported: Mutex<BTreeSet<String>>,
+    /// Bounds the engine work that runs at once: each call reads at most
+    /// [`portctl_engine::limits::METADATA_MAX`] bytes of an image, so memory stays bounded
+    /// however many calls arrive (docs/security.md, "Limits").
+    workers: tokio::sync::Semaphore,
 }
+
+/// How many engine operations run at once; the others wait for a turn.
+pub const WORKERS: usize = 4;
 
 /// Counts one operation in flight while it lives.
 pub struct Op<'a>(&'a State);
@@ -43,6 +50,7 @@ impl State {
             in_flight: AtomicUsize::new(0),
             last_activity: Mutex::new(Instant::now()),
             exported: Mutex::new(BTreeSet::new()),
+            workers: tokio::sync::Semaphore::new(WORKERS),
         }
     }
 
@@ -72,6 +80,8 @@ impl State {
     {
         let host = Arc::clone(&self.host);
         let pid1 = Arc::clone(&self.pid1);
+        // The semaphore is never closed.
+        let _turn = self.workers.acquire().await.expect("open semaphore");
         match tokio::task::spawn_blocking(move || f(&host, &pid1)).await {
             Ok(r) => r.map_err(to_wire),
             Err(e) => Err(PortableError::new(

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use portctl_dbus::proxy::{ChangeEntry, ImageProxy, ManagerProxy};
-use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch, AS_NOBODY};
+use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch, StandInPolkit, AS_NOBODY};
 
 struct Env {
     _daemon: Daemon,
@@ -639,16 +639,7 @@ fn busctl_as_nobody(bus: &PrivateBus, args: &[&str]) -> (bool, String) {
 #[test]
 fn unprivileged_callers_read_but_do_not_change() {
     let e = env();
-    // The private bus socket must be reachable for nobody.
-    Command::new("chmod")
-        .args(["a+rx", e.bus.dir().to_str().unwrap()])
-        .status()
-        .unwrap();
-    Command::new("chmod")
-        .arg("a+rw")
-        .arg(e.bus.dir().join("bus"))
-        .status()
-        .unwrap();
+    e.bus.open_to_everyone();
     let call = |member: &str, sig: &str, args: &[&str]| {
         let mut v = vec![
             "call",
@@ -1018,55 +1009,14 @@ fn portctl_over_ssh_transport() {
     );
 }
 
-/// A stand-in for polkit's authority on the test bus: it records the flags of each check and
-/// authorizes only the requests that allow interaction.
-struct Authority {
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, u32)>>>,
-}
-
-#[zbus::interface(name = "org.freedesktop.PolicyKit1.Authority")]
-impl Authority {
-    #[allow(clippy::type_complexity)]
-    async fn check_authorization(
-        &self,
-        _subject: (
-            String,
-            std::collections::HashMap<String, zbus::OwnedVariant>,
-        ),
-        action_id: String,
-        _details: std::collections::HashMap<String, String>,
-        flags: u32,
-        _cancellation_id: String,
-    ) -> (bool, bool, std::collections::HashMap<String, String>) {
-        self.seen.lock().unwrap().push((action_id, flags));
-        (flags == 1, flags != 1, std::collections::HashMap::new())
-    }
-}
-
 /// portctl asks for interactive authorization unless --no-ask-password, and portctld passes
 /// that on to polkit for callers that are not root.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interactive_authorization_reaches_polkit() {
     let e = env();
-    Command::new("chmod")
-        .args(["a+rx", e.bus.dir().to_str().unwrap()])
-        .status()
-        .unwrap();
-    Command::new("chmod")
-        .arg("a+rw")
-        .arg(e.bus.dir().join("bus"))
-        .status()
-        .unwrap();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let _polkit = zbus::connection::Builder::address(e.bus.address().as_str())
-        .name("org.freedesktop.PolicyKit1")
-        .serve_at(
-            "/org/freedesktop/PolicyKit1/Authority",
-            Authority { seen: seen.clone() },
-        )
-        .build()
-        .await
-        .unwrap();
+    e.bus.open_to_everyone();
+    // Authorized only when the request allows interaction.
+    let (_polkit, seen) = StandInPolkit::serve(&e.bus, |c| (c.flags == 1, c.flags != 1)).await;
     let portctl = Path::new(env!("CARGO_BIN_EXE_portctld")).with_file_name("portctl");
     let address = e.bus.address();
     let as_nobody = move |extra: &[&str]| {
@@ -1102,7 +1052,12 @@ async fn interactive_authorization_reaches_polkit() {
         .s
         .join("/etc/systemd/system.attached/minimal-test.service")
         .exists());
-    let seen = seen.lock().unwrap().clone();
+    let seen: Vec<(String, u32)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| (c.action.clone(), c.flags))
+        .collect();
     assert_eq!(
         seen,
         [

@@ -284,6 +284,38 @@ pub fn check_image(req: &Request<'_>) -> Report {
         }
     }
 
+    // Rule 8 (ours): the units stay within what the profile allows, and enabling them links
+    // no unit of the host (docs/security.md, "What a profile promises").
+    let mut conf = check(
+        "confinement",
+        8,
+        "the units stay within what the profile allows",
+    );
+    let unit_refs: Vec<&UnitFile> = units.iter().collect();
+    let unit_names: BTreeSet<&str> = units.iter().map(|u| u.name.as_str()).collect();
+    for w in crate::confine::widenings(req.host, req.profile, &unit_refs, &unit_names) {
+        conf.fail(w.to_string());
+    }
+    for u in &units {
+        let text = String::from_utf8_lossy(&u.content);
+        for (key, name) in crate::unit_file::install_names(&u.name, &text) {
+            if !unit_names.contains(name.as_str())
+                && crate::portable::unit_exists_on_host(req.host, &name)
+            {
+                conf.fail(format!(
+                    "{}: {key}={name} names a unit of the host (enabling it would link that unit)",
+                    u.name
+                ));
+            }
+        }
+    }
+    if conf.status == Status::Ok && !units.is_empty() {
+        conf.details.push(format!(
+            "nothing in the units widens profile '{}'",
+            req.profile.name
+        ));
+    }
+
     Report {
         image: req.image.clone(),
         writable: req.writable,
@@ -291,7 +323,7 @@ pub fn check_image(req: &Request<'_>) -> Report {
         matches,
         os_release: release.map(|r| r.path),
         units: units.iter().map(|u| u.name.clone()).collect(),
-        checks: vec![exec, tree, osr, unitc, files, dirs, loader],
+        checks: vec![exec, tree, osr, unitc, files, dirs, loader, conf],
         missing,
     }
 }

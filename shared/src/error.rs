@@ -57,6 +57,13 @@ pub enum Error {
         profile: String,
         paths: Vec<String>,
     },
+    /// An image's units would widen what the profile allows (docs/security.md).
+    #[error("Image '{image}' has units that widen what profile '{profile}' allows: {}. Attach with --profile=trusted, or with --force, to allow it.", findings.join("; "))]
+    WidensProfile {
+        image: String,
+        profile: String,
+        findings: Vec<String>,
+    },
     /// `System.Error.EBUSY`
     #[error("{0}")]
     Busy(String),

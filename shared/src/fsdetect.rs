@@ -25,6 +25,20 @@ impl FsType {
         }
     }
 
+    /// The mount options portctld sets, beyond `source` and `ro` (docs/security.md, "Mounts"):
+    /// chosen here, so that what an image's superblock asks for (ext4 `errors=panic`, say)
+    /// is overridden. A read-only mount never replays a journal: an image in use by a
+    /// running service has one to replay, and replaying would write to it.
+    pub fn mount_options(self, writable: bool) -> &'static [(&'static str, Option<&'static str>)] {
+        match (self, writable) {
+            (Self::Ext4, false) => &[("errors", Some("remount-ro")), ("norecovery", None)],
+            (Self::Ext4, true) => &[("errors", Some("remount-ro"))],
+            (Self::Xfs, false) => &[("norecovery", None)],
+            (Self::Btrfs, false) => &[("rescue", Some("nologreplay"))],
+            _ => &[],
+        }
+    }
+
     /// File systems that cannot be written to at all.
     pub fn is_read_only(self) -> bool {
         matches!(self, Self::Squashfs | Self::Erofs)

@@ -9,6 +9,7 @@
 //! `unsafe` code lives in [`sys`] only.
 
 pub mod compliance;
+pub mod confine;
 pub mod elf;
 pub mod error;
 mod fault;
@@ -27,6 +28,7 @@ pub mod raw;
 pub mod root;
 pub mod run;
 pub(crate) mod sys;
+pub mod text;
 pub mod txn;
 pub mod unit_file;
 pub mod units;

@@ -64,6 +64,12 @@ impl Host {
                 image.name
             )));
         }
+        if let Some(root) = self.extension_user(&image.name)? {
+            return Err(Error::Busy(format!(
+                "Image '{}' is attached as an extension of '{root}', refusing.",
+                image.name
+            )));
+        }
         vendor(&image)?;
         let is_link = matches!(self.fs().lstat(&image.path), Ok(Some(st)) if NodeKind::of(&st) == NodeKind::Symlink);
         if image.kind == ImageType::Block && image.path.starts_with("/dev") && !is_link {

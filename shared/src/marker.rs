@@ -1,7 +1,6 @@
 //! The first line of `20-portable.conf`: which image(s) a unit was attached from, and how an
-//! image argument is matched against it (v252 `marker_matches_images`, section 7.3).
-
-use crate::names::image_name_is_valid;
+//! image argument is matched against it (systemd's `marker_matches_images()`;
+//! docs/compatibility.md, "Matching images to attachments").
 
 pub const MARKER_BEGIN: &str = "# Drop-in created for image '";
 pub const MARKER_END: &str = "', do not edit.";
@@ -87,58 +86,94 @@ pub fn tokens(marker: &str) -> Vec<String> {
     out
 }
 
-fn last_component(p: &str) -> &str {
+/// How an image argument matches the image a marker names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Match {
+    /// The same image name, another version (`app_1` for `app_2.raw`).
+    OtherVersion,
+    /// The same file name (`app_2` or `/x/app_2.raw` for `/y/app_2.raw`).
+    Exact,
+}
+
+/// The last component of a path, without trailing slashes, and whether it had one (a
+/// directory).
+fn file_name(p: &str) -> (&str, bool) {
     let t = p.trim_end_matches('/');
-    match t.rfind('/') {
-        Some(i) => &p[i + 1..],
-        None => p,
+    let dir = t.len() != p.len();
+    (t.rsplit('/').next().unwrap_or(t), dir)
+}
+
+/// The file name without the suffixes of raw images (none for a directory).
+fn stem(p: &str) -> &str {
+    let (name, dir) = file_name(p);
+    if dir {
+        return name;
+    }
+    [".sysext.raw", ".confext.raw", ".raw"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name)
+}
+
+/// The image name of a path or name without its version: [`stem`] cut at the first `_` or
+/// `+` (systemd's `path_extract_image_name()`, v254 and later).
+pub fn base_image_name(p: &str) -> &str {
+    let s = stem(p);
+    &s[..s.find(['_', '+']).unwrap_or(s.len())]
+}
+
+/// How the argument `arg` (a name or a path) matches the marker token `token`.
+pub fn match_image(token: &str, arg: &str) -> Option<Match> {
+    let token = unescape(token);
+    if stem(&token) == stem(arg) {
+        Some(Match::Exact)
+    } else if base_image_name(&token) == base_image_name(arg) && !base_image_name(arg).is_empty() {
+        Some(Match::OtherVersion)
+    } else {
+        None
     }
 }
 
 /// [`matches`], and the marker names exactly these layers (no more): what detach and reattach
 /// require, so that detaching one of two services that share a base image leaves the other
 /// (as systemd does since v254).
-pub fn matches_every_layer(marker: &str, name_or_path: &str, extensions: &[String]) -> bool {
-    tokens(marker).len() == 1 + extensions.len() && matches(marker, name_or_path, extensions)
+pub fn matches_every_layer(
+    marker: &str,
+    name_or_path: &str,
+    extensions: &[String],
+) -> Option<Match> {
+    if tokens(marker).len() != 1 + extensions.len() {
+        return None;
+    }
+    matches(marker, name_or_path, extensions)
 }
 
-/// v252's `marker_matches_images`: the root argument and each extension argument need a
-/// marker token, compared by name (version after `_` ignored) or by the last path component.
-/// Extra marker tokens are ignored.
-pub fn matches(marker: &str, name_or_path: &str, extensions: &[String]) -> bool {
+/// Whether the marker names the image `name_or_path` and then the `extensions`, in order, by
+/// image name (the version after `_` ignored, as systemd's `marker_matches_images()`); the
+/// weakest match of the layers. Extra marker tokens are ignored.
+///
+/// v252 compared names as prefixes, so that `app_1` also matched `apple_2` and `app-ext_1`;
+/// like systemd 254 and later we compare whole image names (docs/compatibility.md).
+pub fn matches(marker: &str, name_or_path: &str, extensions: &[String]) -> Option<Match> {
     let toks = tokens(marker);
     let args = std::iter::once(name_or_path).chain(extensions.iter().map(String::as_str));
+    let mut weakest = Match::Exact;
     for (i, arg) in args.enumerate() {
-        let Some(token) = toks.get(i) else {
-            return false;
-        };
-        let a = last_component(token);
-        if image_name_is_valid(arg.as_bytes()) {
-            if let Some(us) = arg.find('_') {
-                if a.as_bytes().starts_with(&arg.as_bytes()[..us]) {
-                    continue;
-                }
-                return false;
-            }
-            let Some(rest) = a.strip_prefix(arg) else {
-                return false;
-            };
-            if !(rest.trim_start_matches('/').is_empty() || rest == ".raw") {
-                return false;
-            }
-        } else {
-            let b = last_component(arg);
-            let l = a.find('/').unwrap_or(a.len());
-            if b.find('/').unwrap_or(b.len()) != l {
-                return false;
-            }
-            let l = b.find('_').unwrap_or(l);
-            if a.as_bytes().get(..l) != b.as_bytes().get(..l) {
-                return false;
-            }
-        }
+        weakest = weakest.min(match_image(toks.get(i)?, arg)?);
     }
-    true
+    Some(weakest)
+}
+
+/// Of the items whose markers matched (`m`), the exact matches if there are any, else all:
+/// `detach app_1` leaves `app_2` alone when both are attached, and still finds `app_2` when
+/// it is the only version attached (as systemd does).
+pub fn best<T>(found: Vec<(Match, T)>) -> Vec<T> {
+    let exact = found.iter().any(|(m, _)| *m == Match::Exact);
+    found
+        .into_iter()
+        .filter(|(m, _)| !exact || *m == Match::Exact)
+        .map(|(_, t)| t)
+        .collect()
 }
 
 #[cfg(test)]
@@ -166,27 +201,45 @@ mod tests {
     #[test]
     fn matching_as_v252() {
         let m = "/var/lib/portables/probe_1";
-        assert!(matches(m, "probe_1", &[]));
-        assert!(matches(m, "probe_2", &[]), "version-insensitive");
-        assert!(
-            !matches(m, "probe", &[]),
-            "no version: the name must be all of it (or .raw)"
-        );
-        assert!(!matches(m, "prob", &[]));
-        assert!(matches("/x/sq_1.raw", "sq_2", &[]));
-        assert!(matches("/x/sq.raw", "sq", &[]));
-        assert!(!matches("/x/sq.img", "sq", &[]));
-        assert!(matches(m, "/other/dir/probe_7", &[]));
-        assert!(!matches(m, "/other/dir/other_1", &[]));
+        use Match::*;
+        assert_eq!(matches(m, "probe_1", &[]), Some(Exact));
+        assert_eq!(matches(m, "probe_2", &[]), Some(OtherVersion));
+        assert_eq!(matches(m, "probe", &[]), Some(OtherVersion));
+        assert_eq!(matches(m, "prob", &[]), None);
+        assert_eq!(matches("/x/sq_1.raw", "sq_2", &[]), Some(OtherVersion));
+        assert_eq!(matches("/x/sq_1.raw", "sq_1", &[]), Some(Exact));
+        assert_eq!(matches("/x/sq.raw", "sq", &[]), Some(Exact));
+        assert_eq!(matches("/x/sq.img", "sq", &[]), None);
+        assert_eq!(matches(m, "/other/dir/probe_7", &[]), Some(OtherVersion));
+        assert_eq!(matches(m, "/other/dir/other_1", &[]), None);
+        // Whole names, not prefixes (v252 matched both).
+        assert_eq!(matches("/x/apple_2", "app_1", &[]), None);
+        assert_eq!(matches("/x/app-ext_1", "/y/app_1", &[]), None);
         let layered = "/tmp/images/app_2.0:/tmp/images/app-ext_1";
-        assert!(
+        assert_eq!(
             matches(layered, "/tmp/images/app_2.0", &[]),
+            Some(Exact),
             "extra tokens ignored"
         );
-        assert!(matches(layered, "app_2.0", &["app-ext_1".into()]));
-        assert!(
-            !matches(m, "probe_1", &["ext".into()]),
+        assert_eq!(
+            matches(layered, "app_2.0", &["app-ext_1".into()]),
+            Some(Exact)
+        );
+        assert_eq!(
+            matches(layered, "app_3", &["app-ext_1".into()]),
+            Some(OtherVersion)
+        );
+        assert_eq!(matches_every_layer(layered, "app_2.0", &[]), None);
+        assert_eq!(
+            matches(m, "probe_1", &["ext".into()]),
+            None,
             "more arguments than tokens"
         );
+        assert_eq!(matches("/tmp/app1.v/:x", "/tmp/app1.v/", &[]), Some(Exact));
+        assert_eq!(
+            best(vec![(OtherVersion, 1), (Exact, 2), (Exact, 3)]),
+            [2, 3]
+        );
+        assert_eq!(best(vec![(OtherVersion, 1)]), [1]);
     }
 }

@@ -86,6 +86,28 @@ pub fn unit_suffix(name: &str) -> Option<&str> {
     name.rfind('.').map(|i| &name[i + 1..])
 }
 
+/// The template of an instance name: `getty@tty9.service` gives `getty@.service`; `None` for a
+/// name that is no instance (a template or a plain name).
+pub fn template_of(name: &str) -> Option<String> {
+    let (prefix, rest) = name.split_once('@')?;
+    let dot = rest.rfind('.')?;
+    (dot > 0).then(|| format!("{prefix}@{}", &rest[dot..]))
+}
+
+/// Whether a unit name is a template (`foo@.service`).
+pub fn is_template(name: &str) -> bool {
+    name.split_once('@')
+        .is_some_and(|(_, rest)| rest.starts_with('.'))
+}
+
+/// The instance `instance` of the template `template`: `getty@.service` and `tty9` give
+/// `getty@tty9.service`.
+pub fn instance_of(template: &str, instance: &str) -> Option<String> {
+    let (prefix, rest) = template.split_once("@.")?;
+    let name = format!("{prefix}@{instance}.{rest}");
+    unit_name_is_valid(&name).then_some(name)
+}
+
 /// Whether a valid unit name has one of the five portable unit types.
 pub fn unit_is_portable_type(name: &str) -> bool {
     unit_suffix(name).is_some_and(|s| PORTABLE_UNIT_SUFFIXES.contains(&s))
@@ -138,6 +160,9 @@ pub enum ImageRefError {
     Invalid(String),
     #[error("Image path '{0}' is not normalized.")]
     NotNormalized(String),
+    /// A path that would break the unit files it is written into (docs/security.md).
+    #[error("Image path '{}' contains control characters, refusing.", crate::text::cescape(.0))]
+    ControlCharacters(String),
 }
 
 /// Classifies an image argument: a valid image name, or an absolute, normalized path.
@@ -150,6 +175,9 @@ pub fn parse_image_ref(s: &str) -> Result<ImageRef<'_>, ImageRefError> {
     }
     if !path_is_normalized(s) {
         return Err(ImageRefError::NotNormalized(s.to_string()));
+    }
+    if crate::text::has_control(s) {
+        return Err(ImageRefError::ControlCharacters(s.to_string()));
     }
     Ok(ImageRef::Path(Path::new(s)))
 }
@@ -170,6 +198,26 @@ pub fn path_is_normalized(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_and_instances() {
+        assert_eq!(
+            template_of("user@0.service").as_deref(),
+            Some("user@.service")
+        );
+        assert_eq!(
+            template_of("getty@tty9.service").as_deref(),
+            Some("getty@.service")
+        );
+        assert_eq!(template_of("user@.service"), None);
+        assert_eq!(template_of("plain.service"), None);
+        assert!(is_template("user@.service") && !is_template("user@0.service"));
+        assert_eq!(
+            instance_of("getty@.service", "tty9").as_deref(),
+            Some("getty@tty9.service")
+        );
+        assert_eq!(instance_of("plain.service", "x"), None);
+    }
 
     #[test]
     fn image_names() {

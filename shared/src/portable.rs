@@ -14,8 +14,9 @@ use crate::names::{self, unit_name_is_valid};
 use crate::os_release::{extension_mismatch, find_extension_release, read_os_release};
 use crate::profile::{PathKind, Profile};
 use crate::root::{Content, NodeKind};
+use crate::text::specifier_escape;
 use crate::txn::Txn;
-use crate::units::{find_units, UnitFile, UNIT_SEARCH_PATH};
+use crate::units::{find_units_within, Budget, UnitFile, UNIT_SEARCH_PATH};
 use crate::Host;
 
 pub const PERSISTENT_ATTACHED: &str = "/etc/systemd/system.attached";
@@ -193,6 +194,8 @@ struct PlannedUnit {
     unit: Content,
     /// The change source of the unit: its host path inside a directory image, or "".
     unit_source: String,
+    /// The names enabling it links (`[Install]` `Alias=`, `Also=`, `DefaultInstance=`).
+    install_names: Vec<(&'static str, String)>,
 }
 
 struct Plan {
@@ -233,13 +236,15 @@ fn dropin_text(
         .collect();
     let mut text = marker::marker_line(&path, &ext_paths);
     text.push('\n');
+    // Paths and names go into settings: '%' would start a specifier there.
+    let path = specifier_escape(&path);
     if unit.ends_with(".service") {
         let os_release = if matches!(host.fs().lstat(Path::new("/etc/os-release")), Ok(Some(_))) {
             "/etc/os-release"
         } else {
             "/usr/lib/os-release"
         };
-        let base = source.file_name();
+        let base = specifier_escape(&source.file_name());
         let root = if layers.root_image.kind.is_directory() {
             "RootDirectory="
         } else {
@@ -261,17 +266,25 @@ fn dropin_text(
                 } else {
                     ("ExtensionImages=", "")
                 };
-                text.push_str(&format!("{key}{}{relax}\n", e.path.display()));
+                let e = specifier_escape(&e.path.display().to_string());
+                text.push_str(&format!("{key}{e}{relax}\n"));
             }
         }
     }
     text.into_bytes()
 }
 
-fn unit_exists_on_host(host: &Host, unit: &str) -> bool {
+fn unit_file_on_host(host: &Host, unit: &str) -> bool {
     UNIT_SEARCH_PATH
         .iter()
         .any(|d| matches!(host.fs().lstat(&Path::new(d).join(unit)), Ok(Some(_))))
+}
+
+/// Whether the host has a unit of that name: its own file, or for an instance its template
+/// (`user@0.service` is the host's `user@.service`).
+pub(crate) fn unit_exists_on_host(host: &Host, unit: &str) -> bool {
+    unit_file_on_host(host, unit)
+        || names::template_of(unit).is_some_and(|t| unit_file_on_host(host, &t))
 }
 
 impl Host {
@@ -301,10 +314,14 @@ impl Host {
             .ok_or_else(|| {
                 Error::InvalidArgs(format!("Image '{arg}' lacks os-release data, refusing."))
             })?;
-        let root_units = find_units(&opened.root, &o.matches).map_err(|source| Error::Unit {
-            image: image.name.clone(),
-            source,
-        })?;
+        let mut budget = Budget::default();
+        let root_units =
+            find_units_within(&opened.root, &o.matches, &mut budget).map_err(|source| {
+                Error::Unit {
+                    image: image.name.clone(),
+                    source,
+                }
+            })?;
         if release.parsed.non_empty("ID").is_none() {
             return Err(Error::Stale(format!(
                 "Image {} os-release metadata lacks the ID field",
@@ -332,10 +349,13 @@ impl Host {
                 )));
             }
             allow.extend(ext_release.file.parsed.portable_prefixes());
-            let found = find_units(&ext_opened.root, &o.matches).map_err(|source| Error::Unit {
-                image: ext.name.clone(),
-                source,
-            })?;
+            let found =
+                find_units_within(&ext_opened.root, &o.matches, &mut budget).map_err(|source| {
+                    Error::Unit {
+                        image: ext.name.clone(),
+                        source,
+                    }
+                })?;
             for u in found {
                 if !units.iter().any(|(have, _)| have.name == u.name) {
                     units.push((u, Some(i)));
@@ -390,6 +410,20 @@ impl Host {
             }
             p
         };
+
+        // Our addition: the image's units stay within the profile (docs/security.md).
+        if let (Some(p), false) = (&profile, o.force) {
+            let all: Vec<&UnitFile> = units.iter().map(|(u, _)| u).collect();
+            let names: BTreeSet<&str> = all.iter().map(|u| u.name.as_str()).collect();
+            let found = crate::confine::widenings(self, p, &all, &names);
+            if !found.is_empty() {
+                return Err(Error::WidensProfile {
+                    image: image.path.display().to_string(),
+                    profile: p.name.clone(),
+                    findings: found.iter().map(ToString::to_string).collect(),
+                });
+            }
+        }
 
         // Our addition: what the profile mounts over must exist in the image.
         let mut repairs = Vec::new();
@@ -520,6 +554,10 @@ impl Host {
             }
         };
         Ok(PlannedUnit {
+            install_names: crate::unit_file::install_names(
+                &u.name,
+                &String::from_utf8_lossy(&u.content),
+            ),
             name: u.name.clone(),
             dropin: dropin_text(layers, image, from_extension, &u.name, self),
             profile,
@@ -530,14 +568,25 @@ impl Host {
         })
     }
 
-    /// Section 6.5 step 7: no unit of the plan may exist on the host or be active.
+    /// No unit of the plan may exist on the host (an instance: nor its template) or be
+    /// active, and enabling one must not link a host unit (the names of its `[Install]`
+    /// section); see docs/security.md.
     fn check_host_units(&self, pid1: &dyn ServiceManager, plan: &Plan) -> Result<()> {
+        let planned: BTreeSet<&str> = plan.units.iter().map(|u| u.name.as_str()).collect();
         for u in &plan.units {
             if unit_exists_on_host(self, &u.name) {
                 return Err(Error::UnitExists(format!(
                     "Unit file '{}' exists on the host already, refusing.",
                     u.name
                 )));
+            }
+            for (key, name) in &u.install_names {
+                if !planned.contains(name.as_str()) && unit_exists_on_host(self, name) {
+                    return Err(Error::UnitExists(format!(
+                        "Unit file '{}' names '{name}' in {key}=, which exists on the host already, refusing.",
+                        u.name
+                    )));
+                }
             }
             if active(pid1, &u.name)? {
                 return Err(Error::UnitExists(format!(
@@ -665,6 +714,27 @@ impl Host {
         made
     }
 
+    /// `--copy=mixed` never replaces what is at the copy's place (`/etc/portables/<name>`),
+    /// unless it is the copy an attachment being replaced made (its marker names it).
+    fn check_copy_target(&self, plan: &Plan, replaced: &[Attached]) -> Result<()> {
+        if !plan.copy_image || !matches!(self.fs().lstat(&plan.link), Ok(Some(_))) {
+            return Ok(());
+        }
+        let ours = replaced.iter().any(|a| {
+            marker::tokens(&a.marker)
+                .iter()
+                .any(|t| Path::new(&marker::unescape(t)) == plan.link)
+        });
+        if ours {
+            return Ok(());
+        }
+        Err(Error::Io {
+            what: "Refusing to replace what is there with a copy of the image (--copy=mixed)",
+            path: plan.link.clone(),
+            source: std::io::Error::from_raw_os_error(libc::EEXIST),
+        })
+    }
+
     fn stage_image_link(&self, plan: &Plan, txn: &mut Txn<'_>) -> bool {
         if plan.copy_image {
             txn.place_tree(plan.link.clone(), Content::CopyOf(plan.image.path.clone()));
@@ -689,6 +759,7 @@ impl Host {
         if !o.force {
             self.check_host_units(pid1, &plan)?;
         }
+        self.check_copy_target(&plan, &[])?;
         let mut txn = Txn::new(self, "attach", o.runtime, true);
         Self::stage_plan(&plan, &mut txn);
         let link = self.stage_image_link(&plan, &mut txn);
@@ -738,9 +809,12 @@ impl Host {
         arg: &str,
         extensions: &[String],
     ) -> Result<Vec<Attached>> {
-        let mut all = self.all_attached_units(dir)?;
-        all.retain(|a| marker::matches_every_layer(&a.marker, arg, extensions));
-        Ok(all)
+        let all = self.all_attached_units(dir)?;
+        Ok(marker::best(
+            all.into_iter()
+                .filter_map(|a| Some((marker::matches_every_layer(&a.marker, arg, extensions)?, a)))
+                .collect(),
+        ))
     }
 
     /// Every unit in `dir` with a portable marker, sorted by name.
@@ -945,6 +1019,7 @@ impl Host {
                 "No unit files associated with '{arg}' found attached to the system. Image not attached?"
             )));
         }
+        self.check_copy_target(&plan, &found)?;
         let new_paths: BTreeSet<PathBuf> = plan
             .units
             .iter()
@@ -1137,10 +1212,21 @@ impl Host {
         arg: &str,
         extensions: &[String],
     ) -> Result<State> {
-        for (runtime, all) in [(false, &attached.persistent), (true, &attached.runtime)] {
-            let mut found = all
+        let found = marker::best(
+            [(false, &attached.persistent), (true, &attached.runtime)]
+                .into_iter()
+                .flat_map(|(runtime, all)| all.iter().map(move |a| (runtime, a)))
+                .filter_map(|(runtime, a)| {
+                    Some((marker::matches(&a.marker, arg, extensions)?, (runtime, a)))
+                })
+                .collect(),
+        );
+        // Persistent attachments first, as v252 looks at them first.
+        for runtime in [false, true] {
+            let mut found = found
                 .iter()
-                .filter(|a| marker::matches(&a.marker, arg, extensions))
+                .filter(|(r, _)| *r == runtime)
+                .map(|(_, a)| *a)
                 .peekable();
             if found.peek().is_none() {
                 continue;
@@ -1161,6 +1247,26 @@ impl Host {
             });
         }
         Ok(State::Detached)
+    }
+}
+
+impl Host {
+    /// The root image of an attachment that uses the image `name` as one of its extensions,
+    /// if there is one (such an image is not detached, even though no unit names it first).
+    pub(crate) fn extension_user(&self, name: &str) -> Result<Option<String>> {
+        let attached = AttachedUnits::read(self)?;
+        for a in attached.persistent.iter().chain(&attached.runtime) {
+            let toks = marker::tokens(&a.marker);
+            if let Some(root) = toks.first() {
+                if toks[1..]
+                    .iter()
+                    .any(|t| marker::match_image(t, name).is_some())
+                {
+                    return Ok(Some(marker::unescape(root)));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -1240,17 +1346,21 @@ impl Host {
         matches: &[String],
         relax: bool,
     ) -> Result<(Metadata, Vec<ExtensionReleaseBytes>)> {
-        let mut meta = self.image_metadata(arg, matches)?;
+        // One budget for every layer: the whole reply must fit into one D-Bus message.
+        let mut budget = Budget::default();
+        let mut meta = self.image_metadata_within(arg, matches, &mut budget)?;
         let mut releases = Vec::new();
         for e in extensions {
             let ext = self.find_image(e)?;
             let root = self.open_image(&ext)?;
             let release = extension_release(&root, &ext, relax)?;
-            releases.push((ext.path.display().to_string(), release.file.raw));
-            let units = find_units(&root, matches).map_err(|source| Error::Unit {
+            let over = |source| Error::Unit {
                 image: ext.name.clone(),
                 source,
-            })?;
+            };
+            budget.charge(release.file.raw.len() as u64).map_err(over)?;
+            releases.push((ext.path.display().to_string(), release.file.raw));
+            let units = find_units_within(&root, matches, &mut budget).map_err(over)?;
             for u in units {
                 if !meta.units.iter().any(|(n, _)| *n == u.name) {
                     meta.units.push((u.name, u.content));
@@ -1263,11 +1373,22 @@ impl Host {
 
     /// The image's os-release and its unit files matching `matches` (all when empty).
     pub fn image_metadata(&self, arg: &str, matches: &[String]) -> Result<Metadata> {
+        self.image_metadata_within(arg, matches, &mut Budget::default())
+    }
+
+    fn image_metadata_within(
+        &self,
+        arg: &str,
+        matches: &[String],
+        budget: &mut Budget,
+    ) -> Result<Metadata> {
         let (image, root, release) = self.open_with_release(arg)?;
-        let units = find_units(&root, matches).map_err(|source| Error::Unit {
+        let over = |source| Error::Unit {
             image: image.name.clone(),
             source,
-        })?;
+        };
+        budget.charge(release.raw.len() as u64).map_err(over)?;
+        let units = find_units_within(&root, matches, budget).map_err(over)?;
         Ok(Metadata {
             path: image.path.display().to_string(),
             os_release: release.raw,

@@ -190,7 +190,7 @@ impl Host {
             // erofs mounts straight from a file, without a loop device, on recent kernels.
             if v.fs == FsType::Erofs && whole && !is_block {
                 let source = format!("/proc/self/fd/{}", file.as_raw_fd());
-                if let Ok(m) = mount::mount_detached("erofs", &source, &name, false) {
+                if let Ok(m) = mount::mount_detached("erofs", &source, &name, false, &[]) {
                     mounts.push(m);
                     continue;
                 }
@@ -214,6 +214,7 @@ impl Host {
                 &lo.fd_path(),
                 &lo.path().display().to_string(),
                 writable,
+                v.fs.mount_options(writable),
             )
             .map_err(|source| RawError::Mount {
                 image: name.clone(),

@@ -649,8 +649,8 @@ fn copy_node(
                 OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o600),
             )?;
-            let (mut from, mut to) = (std::fs::File::from(src), std::fs::File::from(dst));
-            io::copy(&mut from, &mut to)?;
+            let (from, to) = (std::fs::File::from(src), std::fs::File::from(dst));
+            copy_sparse(&from, &to, st.st_size as u64)?;
             rustix::fs::fchown(
                 &to,
                 Some(rustix::fs::Uid::from_raw(st.st_uid)),
@@ -690,6 +690,54 @@ fn copy_node(
         let _ = rustix::fs::utimensat(ddir, dname, &times, AtFlags::SYMLINK_NOFOLLOW);
     }
     Ok(())
+}
+
+/// Copies the `size` bytes of `from` to `to`, keeping holes: only the data ranges are copied
+/// (with `copy_file_range()`, which may share blocks), and `to` is extended to `size`.
+fn copy_sparse(from: &std::fs::File, to: &std::fs::File, size: u64) -> io::Result<()> {
+    use rustix::fs::SeekFrom;
+    use std::os::unix::fs::FileExt;
+    let mut off = 0u64;
+    while off < size {
+        let data = match rustix::fs::seek(from, SeekFrom::Data(off)) {
+            Ok(d) => d,
+            // No data after `off`: the rest is a hole.
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let end = rustix::fs::seek(from, SeekFrom::Hole(data))?.min(size);
+        let (mut src, mut dst) = (data, data);
+        while src < end {
+            let len = usize::try_from(end - src)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            match rustix::fs::copy_file_range(from, Some(&mut src), to, Some(&mut dst), len) {
+                Ok(0) => break,
+                Ok(_) => {}
+                // Across file systems (or where the kernel cannot): read and write.
+                Err(
+                    rustix::io::Errno::XDEV
+                    | rustix::io::Errno::INVAL
+                    | rustix::io::Errno::NOSYS
+                    | rustix::io::Errno::OPNOTSUPP,
+                ) => {
+                    let mut buf = vec![0u8; 1 << 20];
+                    while src < end {
+                        let n = buf
+                            .len()
+                            .min(usize::try_from(end - src).unwrap_or(usize::MAX));
+                        from.read_exact_at(&mut buf[..n], src)?;
+                        to.write_all_at(&buf[..n], dst)?;
+                        src += n as u64;
+                        dst += n as u64;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        off = end;
+    }
+    to.set_len(size)
 }
 
 fn remove_contents(dir: &OwnedFd, dev: u64) -> io::Result<()> {

@@ -110,6 +110,45 @@ pub fn split_words(value: &str) -> Option<Vec<String>> {
     Some(words)
 }
 
+/// The other unit names that enabling a unit creates links for, from its `[Install]`
+/// section: every `Alias=` and `Also=` name, and for a template (`name` is `foo@.service`) the
+/// instance its `DefaultInstance=` names. Names with specifiers (`%`) are left out.
+pub fn install_names(name: &str, text: &str) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for a in parse(text) {
+        if a.section != "Install" {
+            continue;
+        }
+        let key: &'static str = match a.key.as_str() {
+            "Alias" => "Alias",
+            "Also" => "Also",
+            "DefaultInstance" => "DefaultInstance",
+            _ => continue,
+        };
+        if a.value.is_empty() {
+            out.retain(|(k, _)| *k != key);
+            continue;
+        }
+        for w in split_words(&a.value).unwrap_or_default() {
+            if w.contains('%') {
+                continue;
+            }
+            let unit = if key == "DefaultInstance" {
+                match crate::names::instance_of(name, &w) {
+                    Some(u) => u,
+                    None => continue,
+                }
+            } else {
+                w
+            };
+            if !out.iter().any(|(_, u)| *u == unit) {
+                out.push((key, unit));
+            }
+        }
+    }
+    out
+}
+
 /// systemd's boolean parsing.
 pub fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
@@ -147,6 +186,21 @@ mod tests {
     fn continuation_skips_comment_lines() {
         let a = parse("[S]\nCaps=A \\\n# note\n\tB\n");
         assert_eq!(a[0].value, "A  \tB");
+    }
+
+    #[test]
+    fn install_section_names() {
+        let text = "[Unit]\nAlias=not-here.service\n[Install]\nWantedBy=multi-user.target\nAlias=a.service b.service\nAlso=debug-shell.service %p-x.service\nDefaultInstance=tty9\n";
+        assert_eq!(
+            install_names("getty@.service", text),
+            [
+                ("Alias", "a.service".to_string()),
+                ("Alias", "b.service".to_string()),
+                ("Also", "debug-shell.service".to_string()),
+                ("DefaultInstance", "getty@tty9.service".to_string()),
+            ]
+        );
+        assert!(install_names("x.service", "[Install]\nAlias=a.service\nAlias=\n").is_empty());
     }
 
     #[test]

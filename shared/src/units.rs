@@ -3,7 +3,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::limits::{UNITS_MAX, UNIT_DIR_ENTRIES_MAX, UNIT_FILE_MAX};
+use crate::limits::{METADATA_MAX, UNITS_MAX, UNIT_DIR_ENTRIES_MAX, UNIT_FILE_MAX};
 use crate::names::{unit_is_portable_type, unit_matches, unit_name_is_valid};
 use crate::root::{ImageRoot, NodeKind, ReadError};
 
@@ -55,12 +55,53 @@ pub enum UnitError {
     TooManyEntries { path: PathBuf, max: usize },
     #[error("more than {max} matching unit files, refusing")]
     TooMany { max: usize },
+    #[error("its unit and release files exceed {max} bytes in all, refusing")]
+    OverBudget { max: u64 },
+}
+
+/// What one call may still read out of an image and its extensions, of
+/// [`METADATA_MAX`] (docs/security.md, "Limits").
+#[derive(Debug)]
+pub struct Budget {
+    left: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self { left: METADATA_MAX }
+    }
+}
+
+impl Budget {
+    /// The most a file may have now: the per-file `limit`, or less when the budget is low.
+    fn limit(&self, limit: u64) -> u64 {
+        limit.min(self.left)
+    }
+
+    /// Takes `n` bytes that were read; fails when that is more than what is left.
+    pub fn charge(&mut self, n: u64) -> Result<(), UnitError> {
+        self.left = self
+            .left
+            .checked_sub(n)
+            .ok_or(UnitError::OverBudget { max: METADATA_MAX })?;
+        Ok(())
+    }
 }
 
 /// Finds the unit files of the five portable types that match `matches` (all of them when
 /// empty), the first of each name in [`UNIT_SEARCH_PATH`] order winning. Symlinks are
 /// resolved inside the image; empty files and subdirectories are skipped. Sorted by name.
 pub fn find_units(root: &ImageRoot, matches: &[String]) -> Result<Vec<UnitFile>, UnitError> {
+    find_units_within(root, matches, &mut Budget::default())
+}
+
+/// [`find_units`], reading no more than what is left of `budget` (shared by the layers of
+/// one call).
+pub fn find_units_within(
+    root: &ImageRoot,
+    matches: &[String],
+    budget: &mut Budget,
+) -> Result<Vec<UnitFile>, UnitError> {
     let mut units: Vec<UnitFile> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for dir in UNIT_SEARCH_PATH {
@@ -109,8 +150,12 @@ pub fn find_units(root: &ImageRoot, matches: &[String]) -> Result<Vec<UnitFile>,
                 NodeKind::Directory => continue,
                 kind => return Err(UnitError::BadKind { path, kind }),
             }
-            let content = match root.read_file(&path, UNIT_FILE_MAX) {
+            let limit = budget.limit(UNIT_FILE_MAX);
+            let content = match root.read_file(&path, limit) {
                 Ok(Some(c)) => c,
+                Err(ReadError::TooLarge { .. }) if limit < UNIT_FILE_MAX => {
+                    return Err(UnitError::OverBudget { max: METADATA_MAX })
+                }
                 Ok(None) => {
                     return Err(UnitError::Read {
                         path,
@@ -128,6 +173,7 @@ pub fn find_units(root: &ImageRoot, matches: &[String]) -> Result<Vec<UnitFile>,
             if content.is_empty() {
                 continue;
             }
+            budget.charge(content.len() as u64)?;
             if units.len() == UNITS_MAX {
                 return Err(UnitError::TooMany { max: UNITS_MAX });
             }

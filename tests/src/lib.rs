@@ -442,6 +442,12 @@ impl PrivateBus {
             .expect("connect to the private bus")
     }
 
+    /// Stops the bus now: every connection to it closes.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// A config file of this bus, for a second daemon with a stricter policy.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -593,6 +599,21 @@ impl Daemon {
         self.child.wait().unwrap()
     }
 
+    /// Waits up to `timeout` for the daemon to exit by itself; `None` if it still runs.
+    pub fn wait_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < until {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -650,5 +671,84 @@ impl SystemdBox {
     pub fn journal(&self, unit: &str) -> String {
         let out = self.exec(&["journalctl", "--no-pager", "-o", "cat", "-u", unit]);
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// One authorization check that reached [`StandInPolkit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolkitCheck {
+    /// The subject's kind (`system-bus-name`, ...).
+    pub subject: String,
+    pub action: String,
+    pub flags: u32,
+}
+
+/// A stand-in for polkit's authority on a test bus (`org.freedesktop.PolicyKit1`): it records
+/// every check and answers `(authorized, challenge)` as `answer` says.
+pub struct StandInPolkit {
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<PolkitCheck>>>,
+    answer: fn(&PolkitCheck) -> (bool, bool),
+}
+
+#[zbus::interface(name = "org.freedesktop.PolicyKit1.Authority")]
+impl StandInPolkit {
+    #[allow(clippy::type_complexity)]
+    async fn check_authorization(
+        &self,
+        subject: (
+            String,
+            std::collections::HashMap<String, zbus::OwnedVariant>,
+        ),
+        action_id: String,
+        _details: std::collections::HashMap<String, String>,
+        flags: u32,
+        _cancellation_id: String,
+    ) -> (bool, bool, std::collections::HashMap<String, String>) {
+        let check = PolkitCheck {
+            subject: subject.0,
+            action: action_id,
+            flags,
+        };
+        let (yes, challenge) = (self.answer)(&check);
+        self.seen.lock().unwrap().push(check);
+        (yes, challenge, std::collections::HashMap::new())
+    }
+}
+
+impl StandInPolkit {
+    /// Serves the stand-in on `bus` for as long as the returned connection lives.
+    pub async fn serve(
+        bus: &PrivateBus,
+        answer: fn(&PolkitCheck) -> (bool, bool),
+    ) -> (
+        zbus::Connection,
+        std::sync::Arc<std::sync::Mutex<Vec<PolkitCheck>>>,
+    ) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let conn = zbus::connection::Builder::address(bus.address().as_str())
+            .name("org.freedesktop.PolicyKit1")
+            .serve_at(
+                "/org/freedesktop/PolicyKit1/Authority",
+                Self {
+                    seen: seen.clone(),
+                    answer,
+                },
+            )
+            .build()
+            .await
+            .expect("serve the stand-in polkit");
+        (conn, seen)
+    }
+}
+
+impl PrivateBus {
+    /// Lets every user connect (its directory and socket are root's otherwise).
+    pub fn open_to_everyone(&self) {
+        for (mode, path) in [
+            (0o755, self.dir().to_path_buf()),
+            (0o666, self.dir().join("bus")),
+        ] {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        }
     }
 }

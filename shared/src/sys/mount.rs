@@ -37,13 +37,14 @@ fn context_log(fs: &OwnedFd) -> Vec<String> {
 }
 
 /// Mounts `source` (a device path, `/proc/self/fd/N`, or a file for file-backed erofs) as
-/// `fstype`, detached: read-only unless `writable`, always `nosuid`, `nodev`, `noexec`.
-/// `desc` names the source in errors.
+/// `fstype`, detached: read-only unless `writable`, always `nosuid`, `nodev`, `noexec`, with
+/// `options` (a flag, or a key and its value). `desc` names the source in errors.
 pub fn mount_detached(
     fstype: &str,
     source: &str,
     desc: &str,
     writable: bool,
+    options: &[(&str, Option<&str>)],
 ) -> Result<OwnedFd, MountError> {
     let fail = |error: io::Error, log: Vec<String>| MountError {
         fstype: fstype.to_string(),
@@ -56,6 +57,12 @@ pub fn mount_detached(
         fsconfig_set_string(&fs, "source", source)?;
         if !writable {
             fsconfig_set_flag(&fs, "ro")?;
+        }
+        for &(key, value) in options {
+            match value {
+                Some(v) => fsconfig_set_string(&fs, key, v)?,
+                None => fsconfig_set_flag(&fs, key)?,
+            }
         }
         fsconfig_create(&fs)?;
         let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID
