@@ -73,6 +73,7 @@ pub fn unit_name(path: &str) -> &str {
 
 /// Collects the jobs PID 1 reports as finished.
 pub struct Jobs {
+    conn: Connection,
     stream: MessageStream,
     pending: BTreeSet<String>,
 }
@@ -91,6 +92,7 @@ impl Jobs {
         conn.call_method(Some(DEST), PATH, Some(IFACE), "Subscribe", &())
             .await?;
         Ok(Self {
+            conn: conn.clone(),
             stream,
             pending: BTreeSet::new(),
         })
@@ -112,11 +114,96 @@ impl Jobs {
             else {
                 continue;
             };
-            if self.pending.remove(job.as_str()) && result != "done" {
-                eprintln!("Job for {unit} failed with result '{result}'.");
+            if self.pending.remove(job.as_str()) {
+                report_job_result(self.conn(), &unit, &result).await;
             }
         }
     }
+
+    fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// systemctl's explanations of a service's `Result` (systemd's `bus-wait-for-jobs.c`).
+const RESULT_EXPLANATIONS: [(&str, &str); 9] = [
+    (
+        "resources",
+        "of unavailable resources or another system error",
+    ),
+    (
+        "protocol",
+        "the service did not take the steps required by its unit configuration",
+    ),
+    ("timeout", "a timeout was exceeded"),
+    ("exit-code", "the control process exited with error code"),
+    (
+        "signal",
+        "a fatal signal was delivered to the control process",
+    ),
+    (
+        "core-dump",
+        "a fatal signal was delivered causing the control process to dump core",
+    ),
+    ("watchdog", "the service failed to send watchdog ping"),
+    (
+        "start-limit-hit",
+        "start of the service was attempted too often",
+    ),
+    ("oom-kill", "of an out-of-memory (OOM) siutation"),
+];
+
+/// Prints what systemctl (and so portablectl) prints for a job that did not end well.
+async fn report_job_result(conn: &Connection, unit: &str, result: &str) {
+    let text = match result {
+        "done" | "skipped" => return,
+        "canceled" => format!("Job for {unit} canceled."),
+        "timeout" => format!("Job for {unit} timed out."),
+        "dependency" => {
+            format!("A dependency job for {unit} failed. See 'journalctl -xe' for details.")
+        }
+        "invalid" => format!("{unit} is not active, cannot reload."),
+        "assert" => format!("Assertion failed on job for {unit}."),
+        "unsupported" => {
+            format!("Operation on or unit type of {unit} not supported on this system.")
+        }
+        "collected" => format!("Queued job for {unit} was garbage collected."),
+        "once" => format!("Unit {unit} was started already once and can't be started again."),
+        _ if unit.ends_with(".service") => {
+            let service_result = service_result(conn, unit).await.unwrap_or_default();
+            let because = RESULT_EXPLANATIONS
+                .iter()
+                .find(|(r, _)| *r == service_result)
+                .map(|(_, why)| format!(" because {why}"))
+                .unwrap_or_default();
+            let mut t = format!(
+                "Job for {unit} failed{because}.\nSee \"systemctl status {unit}\" and \"journalctl -xeu {unit}\" for details.\n"
+            );
+            if service_result == "start-limit-hit" {
+                t.push_str(&format!("To force a start use \"systemctl reset-failed {unit}\"\nfollowed by \"systemctl start {unit}\" again."));
+            }
+            t
+        }
+        _ => "Job failed. See \"journalctl -xe\" for details.".to_string(),
+    };
+    eprintln!("{text}");
+}
+
+/// The `Result` property of a service unit.
+async fn service_result(conn: &Connection, unit: &str) -> Option<String> {
+    let path = portctl_dbus::systemd1::unit_path(unit);
+    let reply = conn
+        .call_method(
+            Some(DEST),
+            path.as_str(),
+            Some("org.freedesktop.DBus.Properties"),
+            "Get",
+            &("org.freedesktop.systemd1.Service", "Result"),
+        )
+        .await
+        .ok()?;
+    let v: zbus::OwnedVariant = reply.body().deserialize().ok()?;
+    String::try_from(v).ok()
 }
 
 async fn call<B, R>(conn: &Connection, method: &str, body: &B) -> anyhow::Result<R>
@@ -181,8 +268,14 @@ pub async fn disable(conn: &Connection, name: &str, runtime: bool, quiet: bool) 
     }
 }
 
-/// `StartUnit`/`StopUnit`/`RestartUnit(name, "replace")`; the job is added to `jobs`.
-pub async fn job(conn: &Connection, method: &str, name: &str, jobs: &mut Jobs, quiet: bool) {
+/// `StartUnit`/`StopUnit`/`RestartUnit(name, "replace")` of the unit `what` names (a unit
+/// file's path after an attach, as portablectl passes it, or a unit name); the job is added
+/// to `jobs`. A template is skipped: it cannot be started or stopped, only its instances.
+pub async fn job(conn: &Connection, method: &str, what: &str, jobs: &mut Jobs, quiet: bool) {
+    let name = unit_name(what);
+    if portctl_engine::names::is_template(name) {
+        return;
+    }
     let r: anyhow::Result<OwnedObjectPath> = call(conn, method, &(name, "replace")).await;
     match r {
         Ok(job) => {
@@ -194,7 +287,7 @@ pub async fn job(conn: &Connection, method: &str, name: &str, jobs: &mut Jobs, q
             }
             jobs.add(job);
         }
-        Err(e) => eprintln!("Failed to call {method} on portable service {name}: {e}"),
+        Err(e) => eprintln!("Failed to call {method} on the portable service {what}: {e}"),
     }
 }
 

@@ -303,7 +303,23 @@ pub fn run(cli: &Cli, command: &Option<Command>) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Warns about interrupted operations that portctld could neither complete nor roll back
+/// (systemd-portabled has no such property: nothing to say then).
+async fn warn_set_aside(conn: &Connection) {
+    let Ok(p) = portctl_dbus::proxy::PortctlManagerProxy::new(conn).await else {
+        return;
+    };
+    if let Ok(journals) = p.set_aside_journals().await {
+        for j in journals {
+            eprintln!(
+                "Warning: an interrupted operation could be neither completed nor rolled back; its journal is {j} (see portctld's log)."
+            );
+        }
+    }
+}
+
 async fn list(cli: &Cli, conn: &Connection) -> anyhow::Result<ExitCode> {
+    warn_set_aside(conn).await;
     let m = ManagerProxy::new(conn).await?;
     let mut images = m
         .list_images()
@@ -413,9 +429,8 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
             }
         }
         if cli.now {
-            let names: Vec<&str> = paths.iter().map(|p| pid1::unit_name(p)).collect();
-            for name in pid1::start_order(&names) {
-                pid1::job(conn, "StartUnit", &name, &mut jobs, cli.quiet).await;
+            for path in pid1::start_order(&paths) {
+                pid1::job(conn, "StartUnit", &path, &mut jobs, cli.quiet).await;
             }
         }
         if !cli.no_block {
@@ -549,10 +564,10 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
             let gone: Vec<&str> = removed
                 .iter()
                 .filter(|(k, p, _)| k == "unlink" && pid1::is_unit_change(k, p))
-                .map(|(_, p, _)| pid1::unit_name(p))
+                .map(|(_, p, _)| p.as_str())
                 .collect();
-            for name in pid1::stop_order(&gone) {
-                pid1::job(conn, "StopUnit", name, &mut jobs, cli.quiet).await;
+            for path in pid1::stop_order(&gone) {
+                pid1::job(conn, "StopUnit", path, &mut jobs, cli.quiet).await;
             }
         }
         for (_, path, _) in updated
@@ -563,14 +578,7 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
                 pid1::enable(conn, path, cli.runtime, cli.quiet).await;
             }
             if cli.now {
-                pid1::job(
-                    conn,
-                    "RestartUnit",
-                    pid1::unit_name(path),
-                    &mut jobs,
-                    cli.quiet,
-                )
-                .await;
+                pid1::job(conn, "RestartUnit", path, &mut jobs, cli.quiet).await;
             }
         }
         if !cli.no_block {

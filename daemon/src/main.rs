@@ -8,6 +8,7 @@
 
 mod auth;
 mod errors;
+mod extra;
 mod image;
 mod manager;
 mod notify;
@@ -112,11 +113,15 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let host =
         Host::new(&args.root).with_context(|| format!("cannot open {}", args.root.display()))?;
-    for r in host
-        .recover()
-        .context("cannot recover interrupted operations")?
-    {
-        tracing::warn!(journal = %r.journal.display(), op = %r.op, outcome = r.outcome, "interrupted operation recovered");
+    // Whatever recovery finds, the daemon serves: a journal it cannot finish is set aside
+    // (and `portctl list` warns about it), an unreadable journal directory is logged.
+    match host.recover() {
+        Ok(recovered) => {
+            for r in recovered {
+                tracing::warn!(journal = %r.journal.display(), op = %r.op, "interrupted operation {}", r.outcome);
+            }
+        }
+        Err(e) => tracing::error!("cannot recover interrupted operations: {e}"),
     }
     let builder = match &args.bus_address {
         Some(a) => zbus::connection::Builder::address(a.as_str()),
@@ -144,6 +149,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             run::Runner {
                 state: Arc::clone(&state),
                 runs: Arc::clone(&runs),
+            },
+        )
+        .await?;
+    conn.object_server()
+        .at(
+            MANAGER_PATH,
+            extra::Extra {
+                state: Arc::clone(&state),
             },
         )
         .await?;
@@ -192,7 +205,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // New calls go to the next instance (D-Bus activation); those in flight finish here.
     let _ = conn.release_name(args.bus_name.as_str()).await;
     // Runs of portctl run end with the daemon.
-    run::kill_all(&runs);
+    run::kill_all(&runs, &conn).await;
     while state.in_flight() > 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -18,6 +18,17 @@ fn error_name(e: &zbus::Error) -> Option<String> {
     }
 }
 
+/// Whether a call failed because no service manager is on the bus.
+pub fn service_manager_absent(e: &zbus::Error) -> bool {
+    matches!(
+        error_name(e).as_deref(),
+        Some(
+            "org.freedesktop.DBus.Error.ServiceUnknown"
+                | "org.freedesktop.DBus.Error.NameHasNoOwner"
+        )
+    )
+}
+
 pub struct SystemdManager {
     conn: Connection,
     handle: tokio::runtime::Handle,
@@ -34,13 +45,7 @@ impl SystemdManager {
     }
 
     fn offline(&self, e: &zbus::Error) -> bool {
-        let absent = matches!(
-            error_name(e).as_deref(),
-            Some(
-                "org.freedesktop.DBus.Error.ServiceUnknown"
-                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
-            )
-        );
+        let absent = service_manager_absent(e);
         if absent && !self.offline_logged.swap(true, Ordering::Relaxed) {
             tracing::info!("no service manager on the bus: no unit can be active");
         }

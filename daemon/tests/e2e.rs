@@ -547,4 +547,28 @@ fn run_under_the_installed_service(b: &SystemdBox) {
         text.contains("pid: 1\n") && text.contains("proc: mounted"),
         "{text}"
     );
+    // The run's network is the profile's, not portctld's (which has none): the host's under
+    // `default`, one of its own under `strict` (PrivateNetwork=yes).
+    let host_netns = std::fs::read_link(format!("/proc/{}/ns/net", b.leader()))
+        .unwrap()
+        .display()
+        .to_string();
+    for (profile, shared) in [("default", true), ("strict", false)] {
+        let out = b.exec(&[
+            "portctl",
+            &format!("--profile={profile}"),
+            "run",
+            "runme_1",
+            "--",
+            "/usr/bin/minimald",
+            "--once",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert_eq!(
+            text.contains(&format!("netns: {host_netns}\n")),
+            shared,
+            "{profile}: {text} (host: {host_netns})"
+        );
+    }
 }

@@ -287,3 +287,78 @@ async fn pid1_leaves_the_bus_mid_call() {
         .unwrap();
     assert_eq!(m.get_image_state("minimal_1").await.unwrap(), "attached");
 }
+
+/// Killed right after an attach's commit mark, then an administrator removes the half-made
+/// drop-in directory: recovery cannot complete the attach, rolls back what is left, and the
+/// daemon serves (it used to exit at every start until the journal was deleted by hand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bus_a_crash_after_the_commit_mark_then_a_cleanup_wedges_nothing() {
+    let journal_dir = "/var/lib/portctl/journal";
+    for n in 1..200 {
+        let s = host();
+        let bus = PrivateBus::start();
+        let d = Daemon::start_with_env(
+            bin(),
+            &bus,
+            s.path(),
+            &[],
+            &[("PORTCTL_FAULT_AT", &n.to_string())],
+        );
+        let (_c, m) = manager(&bus).await;
+        if run(&m, Op::Attach).await.is_ok() {
+            panic!("never crashed after the commit mark");
+        }
+        assert_eq!(d.wait().signal(), Some(6));
+        let committed = std::fs::read_dir(s.join(journal_dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read_to_string(e.path()).is_ok_and(|j| j.contains("\"phase\":\"commit\""))
+            });
+        let dropins = s.join("/etc/systemd/system.attached/minimal-test.service.d");
+        if !committed
+            || s.join("/etc/systemd/system.attached/minimal-test.service")
+                .exists()
+        {
+            continue;
+        }
+        std::fs::remove_dir_all(&dropins).unwrap();
+        let _d = Daemon::start(bin(), &bus, s.path(), &[]);
+        let (_c, m) = manager(&bus).await;
+        assert!(m.list_images().await.is_ok(), "the daemon serves");
+        assert!(
+            !s.join(journal_dir).exists(),
+            "the journal is gone (rolled back)"
+        );
+        run(&m, Op::Attach)
+            .await
+            .expect("an attach works afterwards");
+        return;
+    }
+    panic!("no crash point after the commit mark");
+}
+
+/// A journal that cannot be read is set aside, named in the log and by `portctl list`, and
+/// the daemon serves.
+#[test]
+fn bus_an_unreadable_journal_is_set_aside_and_named() {
+    let s = host();
+    let dir = s.join("/var/lib/portctl/journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("123-0.json"), "{not json").unwrap();
+    let bus = PrivateBus::start();
+    let _d = Daemon::start(bin(), &bus, s.path(), &[]);
+    let aside = s.join("/var/lib/portctl/set-aside/123-0.json");
+    assert!(aside.exists() && !dir.join("123-0.json").exists());
+    let out = Command::new(bin().with_file_name("portctl"))
+        .args(["--bus-address", &bus.address(), "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/var/lib/portctl/set-aside/123-0.json") && err.starts_with("Warning:"),
+        "{err}"
+    );
+}

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod path;
 pub mod proxy;
+pub mod systemd1;
 
 pub use error::PortableError;
 

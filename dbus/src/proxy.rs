@@ -159,3 +159,15 @@ pub trait Image {
     #[zbus(property)]
     fn limit(&self) -> zbus::Result<u64>;
 }
+
+/// `org.portctl.Manager1`: what portctld offers beyond the v252 interfaces.
+#[proxy(
+    interface = "org.portctl.Manager1",
+    default_service = "org.freedesktop.portable1",
+    default_path = "/org/freedesktop/portable1"
+)]
+pub trait PortctlManager {
+    /// Journals of interrupted operations that recovery set aside.
+    #[zbus(property)]
+    fn set_aside_journals(&self) -> zbus::Result<Vec<String>>;
+}

@@ -248,7 +248,25 @@ pub fn check_image(req: &Request<'_>) -> Report {
             PathKind::File => &mut files,
             PathKind::Directory => &mut dirs,
         };
-        match req.root.stat(Path::new(&r.path)) {
+        let path = Path::new(&r.path);
+        // A symbolic link is there, even when it dangles inside the image (the usual
+        // `/etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf`): systemd mounts
+        // over what it leads to, creating that when it is missing, as for a bind mount target
+        // of the host.
+        let is_link =
+            matches!(req.root.lstat(path), Ok(Some(st)) if NodeKind::of(&st) == NodeKind::Symlink);
+        if is_link && matches!(req.root.stat(path), Ok(None)) {
+            target.details.push(format!(
+                "{} present (a symbolic link to {}, created when the service starts)",
+                r.path,
+                req.root
+                    .read_link(path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default()
+            ));
+            continue;
+        }
+        match req.root.stat(path) {
             Ok(Some(st)) => {
                 let is_dir = NodeKind::of(&st) == NodeKind::Directory;
                 if is_dir != (r.kind == PathKind::Directory) {

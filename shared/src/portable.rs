@@ -684,15 +684,31 @@ impl Host {
         }
     }
 
-    fn plan_dirs(plan: &Plan) -> Vec<PathBuf> {
+    /// The directories the plan's files go into (with the links' directory when `links`).
+    fn plan_dirs(plan: &Plan, links: bool) -> Vec<PathBuf> {
         let mut dirs = vec![plan.dir.clone()];
         dirs.extend(
             plan.units
                 .iter()
                 .map(|u| plan.dir.join(format!("{}.d", u.name))),
         );
-        dirs.extend(plan.link.parent().map(Path::to_path_buf));
+        if links {
+            dirs.extend(plan.link.parent().map(Path::to_path_buf));
+        }
         dirs
+    }
+
+    /// Whether `e` is about an image link (or its directory): the links in
+    /// `/etc|run/portables` are a convenience that lets images be found by name, and, as in
+    /// v252, failing to make them fails no attach (`stage_links` says whether to try).
+    fn is_link_error(plan: &Plan, e: &Error) -> bool {
+        let Error::Io { path, .. } = e else {
+            return false;
+        };
+        !plan.copy_image
+            && std::iter::once(&plan.link)
+                .chain(plan.extensions.iter().map(|(_, l)| l))
+                .any(|l| l == path || l.parent() == Some(path.as_path()))
     }
 
     /// Adds the image link to the transaction unless something is there already (the
@@ -747,6 +763,30 @@ impl Host {
         true
     }
 
+    /// Stages and commits the files of an attach, with the image's links when `links`.
+    /// Returns the directories created and which links were made.
+    fn commit_attach(
+        &self,
+        plan: &Plan,
+        runtime: bool,
+        links: bool,
+    ) -> Result<(BTreeSet<PathBuf>, bool, Vec<PathBuf>)> {
+        let mut txn = Txn::new(self, "attach", runtime, true);
+        Self::stage_plan(plan, &mut txn);
+        let (link, ext_links) = if links || plan.copy_image {
+            (
+                self.stage_image_link(plan, &mut txn),
+                self.stage_extension_links(plan, &mut txn),
+            )
+        } else {
+            (false, Vec::new())
+        };
+        let dirs = Self::plan_dirs(plan, links || plan.copy_image);
+        let created = txn.stage(&dirs)?.into_iter().collect();
+        txn.commit()?;
+        Ok((created, link, ext_links))
+    }
+
     /// Attaches an image (section 6). Returns the change list.
     pub fn attach(
         &self,
@@ -760,12 +800,13 @@ impl Host {
             self.check_host_units(pid1, &plan)?;
         }
         self.check_copy_target(&plan, &[])?;
-        let mut txn = Txn::new(self, "attach", o.runtime, true);
-        Self::stage_plan(&plan, &mut txn);
-        let link = self.stage_image_link(&plan, &mut txn);
-        let ext_links = self.stage_extension_links(&plan, &mut txn);
-        let created: BTreeSet<PathBuf> = txn.stage(&Self::plan_dirs(&plan))?.into_iter().collect();
-        txn.commit()?;
+        let (created, link, ext_links) = match self.commit_attach(&plan, o.runtime, true) {
+            Err(e) if Self::is_link_error(&plan, &e) => {
+                tracing::warn!(image = %plan.image.path.display(), "attached without a link to the image: {e}");
+                self.commit_attach(&plan, o.runtime, false)?
+            }
+            r => r?,
+        };
         fault::point("attach: committed");
         let mut changes: Vec<Change> = plan
             .repairs
@@ -1085,11 +1126,11 @@ impl Host {
         // The links of the new images (old ones of the same names are kept).
         self.stage_image_link(&plan, &mut txn);
         self.stage_extension_links(&plan, &mut txn);
-        txn.stage(&Self::plan_dirs(&plan))?;
+        txn.stage(&Self::plan_dirs(&plan, true))?;
         txn.commit()?;
         fault::point("reattach: committed");
         // Reported as the reference reports a detach followed by an attach.
-        let mut all_dirs: BTreeSet<PathBuf> = Self::plan_dirs(&plan).into_iter().collect();
+        let mut all_dirs: BTreeSet<PathBuf> = Self::plan_dirs(&plan, true).into_iter().collect();
         if dir_stays {
             all_dirs.remove(dir);
         } else {

@@ -385,16 +385,6 @@ impl ImageRoot {
     /// Writes `content` under the temporary name `temp` next to `path` (same directory), fully
     /// and synced, so that [`ImageRoot::commit`] can put it in place with one `rename()`.
     pub fn stage(&self, path: &Path, temp: &str, content: &Content) -> io::Result<()> {
-        self.stage_with(path, temp, content, true)
-    }
-
-    /// [`ImageRoot::stage`] without syncing the file's data (the caller syncs the whole file
-    /// system once, [`ImageRoot::sync_fs`]).
-    pub fn stage_unsynced(&self, path: &Path, temp: &str, content: &Content) -> io::Result<()> {
-        self.stage_with(path, temp, content, false)
-    }
-
-    fn stage_with(&self, path: &Path, temp: &str, content: &Content, sync: bool) -> io::Result<()> {
         let (dir, _) = self.parent_dir(path)?;
         let _ = rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty());
         match content {
@@ -413,9 +403,7 @@ impl ImageRoot {
                 let written = (|| {
                     io::Write::write_all(&mut file, data)?;
                     rustix::fs::fchmod(&file, Mode::from_raw_mode(*mode))?;
-                    if sync {
-                        file.sync_all()?;
-                    }
+                    file.sync_all()?;
                     Ok(())
                 })();
                 if let Err(e) = written {
@@ -431,9 +419,7 @@ impl ImageRoot {
                     let _ = self.remove_any(&parent_or_root(path).join(temp));
                     return Err(e);
                 }
-                if sync {
-                    rustix::fs::fsync(&dir)?;
-                }
+                rustix::fs::fsync(&dir)?;
             }
         }
         Ok(())
@@ -572,16 +558,7 @@ impl ImageRoot {
         Ok(())
     }
 
-    /// Flushes a directory's entries to disk.
-    /// Commits everything written to the file system that holds `path` (`syncfs()`): one
-    /// barrier for a whole transaction instead of a sync per file. Returns the file system's
-    /// device number, so that callers sync each file system once.
-    pub fn sync_fs(&self, path: &Path) -> io::Result<u64> {
-        let fd = self.resolve(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
-        rustix::fs::syncfs(&fd)?;
-        Ok(rustix::fs::fstat(&fd)?.st_dev)
-    }
-
+    /// Flushes a directory's entries to disk (`fsync()` of the directory).
     pub fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let fd = self.resolve(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
         rustix::fs::fsync(&fd)?;
@@ -635,6 +612,8 @@ fn copy_node(
                 Some(rustix::fs::Gid::from_raw(st.st_gid)),
             )?;
             rustix::fs::fchmod(&dst, mode)?;
+            // Its entries are durable before the copy is named in a commit mark.
+            rustix::fs::fsync(&dst)?;
         }
         NodeKind::File => {
             let src = rustix::fs::openat(

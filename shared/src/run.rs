@@ -45,6 +45,10 @@ pub struct RunSpec {
     pub capabilities: Option<Vec<u32>>,
     pub no_new_privileges: bool,
     pub writable: bool,
+    /// The profile's `PrivateNetwork=`: the command gets a network namespace of its own, with
+    /// only a loopback device; otherwise it shares the host's network.
+    #[serde(default)]
+    pub private_network: bool,
 }
 
 /// The first dynamic user id systemd hands out (`DynamicUser=`), and the last.
@@ -195,6 +199,8 @@ impl Host {
         });
         let no_new_privileges =
             setting("NoNewPrivileges").is_some_and(|v| unit_file::parse_bool(&v) == Some(true));
+        let private_network =
+            setting("PrivateNetwork").is_some_and(|v| unit_file::parse_bool(&v) == Some(true));
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.insert(
                 0,
@@ -217,6 +223,7 @@ impl Host {
             capabilities,
             no_new_privileges,
             writable: o.writable,
+            private_network,
         })
     }
 }
@@ -347,7 +354,9 @@ pub fn run_stage1(spec_json: &str, pid_out: Option<std::fs::File>) -> i32 {
     if let Err(e) = crate::sys::sandbox::die_with_parent() {
         return fail("cannot follow the daemon", e);
     }
-    if let Err(e) = crate::sys::sandbox::stage1_unshare() {
+    let private_network =
+        serde_json::from_str::<RunSpec>(spec_json).is_ok_and(|s| s.private_network);
+    if let Err(e) = crate::sys::sandbox::stage1_unshare(private_network) {
         return fail("cannot create the namespaces", e);
     }
     let child = std::process::Command::new("/proc/self/exe")
@@ -361,6 +370,9 @@ pub fn run_stage1(spec_json: &str, pid_out: Option<std::fs::File>) -> i32 {
     if let Some(mut out) = pid_out {
         let _ = writeln!(out, "{}", child.id());
     }
+    // Interrupts meant for the command (sent to the whole unit of a run that PID 1 started)
+    // leave this process waiting for it.
+    crate::sys::sandbox::ignore_interrupts();
     match child.wait() {
         Ok(status) => status
             .code()

@@ -234,21 +234,18 @@ impl<'h> Txn<'h> {
         };
         let data = serde_json::to_vec(&j).expect("journal serializes");
         let temp = format!(".#{}.tmp", self.id);
-        fs.stage_unsynced(&self.journal, &temp, &Content::File { data, mode: 0o600 })
+        fs.stage(&self.journal, &temp, &Content::File { data, mode: 0o600 })
             .and_then(|()| fs.commit(&self.journal, &temp))
-            .context("Failed to write journal", &self.journal)
+            .context("Failed to write journal", &self.journal)?;
+        flush_dirs(self.host, &[parent(&self.journal)])
     }
 
-    /// The directories whose contents the transaction changes, and the journal's.
+    /// The directories whose entries the transaction changes: those of its steps, and the
+    /// parents of the directories it created.
     fn touched_dirs(&self) -> Vec<&Path> {
         let mut dirs: Vec<&Path> = self.steps.iter().map(step_dir).collect();
-        dirs.push(parent(&self.journal));
+        dirs.extend(self.created.iter().map(|d| parent(d)));
         dirs
-    }
-
-    /// One `syncfs()` per file system that holds one of the transaction's directories.
-    fn barrier(&self) -> Result<()> {
-        barrier(self.host, &self.touched_dirs())
     }
 
     /// Creates `dirs` (recording the ones it created), stages every new file and backs up every
@@ -289,7 +286,6 @@ impl<'h> Txn<'h> {
         if nothing_to_stage {
             // Removals only: the commit mark, durable, is all a crash needs to find.
             self.write_journal(Phase::Commit)?;
-            self.barrier()?;
             fault::point("txn: commit journal written");
             return Ok(Vec::new());
         }
@@ -315,18 +311,15 @@ impl<'h> Txn<'h> {
                 }
             }
         }
-        // One barrier makes the staged nodes and the commit mark durable together; a power
-        // cut during it is recognised by recovery through the checks of the staged nodes.
-        // Copied trees have no check: they are made durable before the mark is written.
-        let unchecked = self
-            .steps
-            .iter()
-            .any(|s| matches!(s, Step::Place { check: None, .. }));
+        // What the transaction wrote is made durable (each staged file as it is written, then
+        // the directories that name them and the backups) before the commit mark is, so that
+        // the mark never names what a power cut lost. Nothing else of the file system is
+        // flushed: another process's dirty data costs an attach nothing. (The checks of the
+        // staged nodes still tell recovery if a file system reordered that.)
         let staged = self
             .stage_files()
-            .and_then(|()| if unchecked { self.barrier() } else { Ok(()) })
-            .and_then(|()| self.write_journal(Phase::Commit))
-            .and_then(|()| self.barrier());
+            .and_then(|()| flush_dirs(self.host, &self.touched_dirs()))
+            .and_then(|()| self.write_journal(Phase::Commit));
         if let Err(e) = staged {
             self.rollback();
             return Err(e);
@@ -375,7 +368,7 @@ impl<'h> Txn<'h> {
             if let (Step::Place { path, temp, .. }, Some(content)) =
                 (&self.steps[i], &self.contents[i])
             {
-                fs.stage_unsynced(path, temp, content)
+                fs.stage(path, temp, content)
                     .context("Failed to write", path)?;
                 if let Step::Place { staged, .. } = &mut self.steps[i] {
                     *staged = true;
@@ -481,17 +474,19 @@ fn apply(host: &Host, steps: &[Step]) -> Result<Done> {
     Ok(done)
 }
 
-/// One `syncfs()` per file system among `dirs` (missing directories are skipped).
-fn barrier(host: &Host, dirs: &[&Path]) -> Result<()> {
-    let mut synced = Vec::new();
+/// `fsync()` of each of `dirs` once, so that their entries are durable (missing directories
+/// are skipped).
+fn flush_dirs(host: &Host, dirs: &[&Path]) -> Result<()> {
+    let mut done: Vec<&Path> = Vec::new();
     for d in dirs {
-        let dev = match host.fs().stat(d) {
-            Ok(Some(st)) => st.st_dev,
-            _ => continue,
-        };
-        if !synced.contains(&dev) {
-            host.fs().sync_fs(d).context("Failed to sync", d)?;
-            synced.push(dev);
+        if done.contains(d) {
+            continue;
+        }
+        done.push(d);
+        match host.fs().sync_dir(d) {
+            Ok(()) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
+            Err(e) => return Err(e).context("Failed to sync", *d),
         }
     }
     Ok(())
@@ -535,12 +530,13 @@ fn cleanup(host: &Host, steps: &[Step]) {
 }
 
 /// Puts the backup `b` of `path` back: renamed over `path` when `path` was replaced or removed,
-/// simply dropped when `path` is still the very inode it links to.
-fn restore(host: &Host, path: &Path, b: &str) {
+/// simply dropped when `path` is still the very inode it links to. `false` when there is no
+/// backup (nothing was at `path` before).
+fn restore(host: &Host, path: &Path, b: &str) -> bool {
     let fs = host.fs();
     let dir = backup_dir(path);
     let Ok(Some(bst)) = fs.lstat(&dir.join(b)) else {
-        return;
+        return false;
     };
     let same = matches!(fs.lstat(path), Ok(Some(st)) if (st.st_dev, st.st_ino) == (bst.st_dev, bst.st_ino));
     if same {
@@ -555,6 +551,7 @@ fn restore(host: &Host, path: &Path, b: &str) {
         }
         let _ = fs.rename_from(dir, b, path);
     }
+    true
 }
 
 /// Undoes whatever part of the steps happened, in reverse order. Steps that never started
@@ -572,18 +569,18 @@ fn rollback(host: &Host, steps: &[Step], created: &[PathBuf]) {
             } => {
                 let temp_was_there = fs.remove_any(&parent(path).join(temp)).unwrap_or(false);
                 let committed = *staged && !temp_was_there;
-                match backup {
-                    Some(b) => restore(host, path, b),
-                    None if committed => {
-                        let _ = fs.remove_any(path);
-                    }
-                    None => {}
+                let restored = backup.as_ref().is_some_and(|b| restore(host, path, b));
+                if committed && !restored {
+                    // A new file of ours where there was none.
+                    let _ = fs.remove_any(path);
                 }
             }
             Step::Remove {
                 path,
                 backup: Some(b),
-            } => restore(host, path, b),
+            } => {
+                restore(host, path, b);
+            }
             Step::Remove { backup: None, .. } | Step::Rmdir { .. } => {}
         }
     }
@@ -597,15 +594,80 @@ fn rollback(host: &Host, steps: &[Step], created: &[PathBuf]) {
 pub struct Recovered {
     pub journal: PathBuf,
     pub op: String,
-    /// `rolled back` or `completed`.
-    pub outcome: &'static str,
+    pub outcome: Outcome,
+}
+
+/// How an interrupted transaction ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Undone: it had not reached its commit mark, its staged files were incomplete, or it
+    /// could not be completed (`why`) and nothing of it was left.
+    RolledBack { why: Option<String> },
+    /// Done: every step after the commit mark was applied.
+    Completed,
+    /// Neither could be done: the journal was moved to `to` (in [`SET_ASIDE_DIRS`]), and the
+    /// files it names that are still there stay where they are.
+    SetAside { to: PathBuf, why: String },
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::RolledBack { why: None } => f.write_str("rolled back"),
+            Self::RolledBack { why: Some(w) } => write!(f, "rolled back ({w})"),
+            Self::Completed => f.write_str("completed"),
+            Self::SetAside { to, why } => write!(f, "set aside as {} ({why})", to.display()),
+        }
+    }
+}
+
+/// Where journals that recovery could neither complete nor roll back are kept, persistent
+/// and runtime.
+pub const SET_ASIDE_DIRS: [&str; 2] = ["/var/lib/portctl/set-aside", "/run/portctl/set-aside"];
+
+/// Whether any temporary or backup file of the steps is still there.
+fn leftovers(host: &Host, steps: &[Step]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for step in steps {
+        let (path, names): (&Path, Vec<(&Path, &str)>) = match step {
+            Step::Place {
+                path, temp, backup, ..
+            } => {
+                let mut n = vec![(parent(path), temp.as_str())];
+                if let Some(b) = backup {
+                    n.push((backup_dir(path), b.as_str()));
+                }
+                (path, n)
+            }
+            Step::Remove {
+                path,
+                backup: Some(b),
+            } => (path, vec![(backup_dir(path), b.as_str())]),
+            _ => continue,
+        };
+        let _ = path;
+        for (dir, name) in names {
+            let p = dir.join(name);
+            if matches!(host.fs().lstat(&p), Ok(Some(_))) {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 impl Host {
     /// Finishes or rolls back every transaction interrupted by a crash (run at start-up).
+    /// Never fails on a journal: one that can be neither completed nor rolled back is set
+    /// aside ([`SET_ASIDE_DIRS`]) and reported, so that the daemon serves whatever happened.
+    /// The error is for a journal directory that cannot be read at all.
     pub fn recover(&self) -> Result<Vec<Recovered>> {
         let mut out = Vec::new();
-        for dir in [RUNTIME_JOURNAL_DIR, PERSISTENT_JOURNAL_DIR] {
+        for (dir, aside) in [
+            (RUNTIME_JOURNAL_DIR, SET_ASIDE_DIRS[1]),
+            (PERSISTENT_JOURNAL_DIR, SET_ASIDE_DIRS[0]),
+        ] {
             let Some(entries) = self
                 .fs()
                 .read_dir(Path::new(dir))
@@ -622,63 +684,122 @@ impl Host {
                     let _ = self.fs().unlink(&path);
                     continue;
                 }
-                let data = match self.fs().read_file(&path, 16 << 20) {
-                    Ok(Some(d)) => d,
-                    _ => continue,
+                let (op, outcome) = self.recover_one(&path);
+                let outcome = match outcome {
+                    Ok(o) => {
+                        let _ = self.fs().unlink(&path);
+                        o
+                    }
+                    Err(why) => self.set_aside(&path, Path::new(aside), &name, why),
                 };
-                let journal: Journal = match serde_json::from_slice(&data) {
-                    Ok(j) => j,
-                    Err(e) => {
-                        tracing::error!(journal = %path.display(), "unreadable journal, ignoring: {e}");
-                        continue;
+                match &outcome {
+                    Outcome::SetAside { .. } => {
+                        tracing::error!(journal = %path.display(), op = %op, "interrupted operation: {outcome}")
                     }
-                };
-                let outcome = match journal.phase {
-                    Phase::Staging => {
-                        rollback(self, &journal.steps, &journal.created);
-                        "rolled back"
+                    _ => {
+                        tracing::info!(journal = %path.display(), op = %op, "interrupted operation {outcome}")
                     }
-                    Phase::Commit if !staged_completely(self, &journal.steps) => {
-                        // The barrier after the commit mark was cut short: nothing was
-                        // renamed yet.
-                        let mut steps = journal.steps.clone();
-                        for s in &mut steps {
-                            if let Step::Place { staged, .. } = s {
-                                *staged = false;
-                            }
-                        }
-                        rollback(self, &steps, &journal.created);
-                        "rolled back"
-                    }
-                    Phase::Commit => {
-                        apply(self, &journal.steps)
-                            .and_then(|_| {
-                                let mut dirs: Vec<&Path> =
-                                    journal.steps.iter().map(step_dir).collect();
-                                dirs.push(Path::new(dir));
-                                barrier(self, &dirs)
-                            })
-                            .map_err(|e| Error::Io {
-                                what: "Failed to complete interrupted operation",
-                                path: path.clone(),
-                                source: std::io::Error::other(e.to_string()),
-                            })?;
-                        cleanup(self, &journal.steps);
-                        "completed"
-                    }
-                };
-                self.fs()
-                    .unlink(&path)
-                    .context("Failed to remove journal", &path)?;
-                tracing::info!(journal = %path.display(), op = %journal.op, outcome, "recovered interrupted operation");
+                }
                 out.push(Recovered {
                     journal: path,
-                    op: journal.op,
+                    op,
                     outcome,
                 });
             }
         }
         remove_empty_journal_dirs(self);
         Ok(out)
+    }
+
+    /// Recovers the transaction of one journal: its operation, and how it ended or why it
+    /// cannot end.
+    fn recover_one(&self, path: &Path) -> (String, std::result::Result<Outcome, String>) {
+        let data = match self.fs().read_file(path, 16 << 20) {
+            Ok(Some(d)) => d,
+            Ok(None) => return (String::new(), Ok(Outcome::RolledBack { why: None })),
+            Err(e) => return (String::new(), Err(format!("unreadable: {e}"))),
+        };
+        let journal: Journal = match serde_json::from_slice(&data) {
+            Ok(j) => j,
+            Err(e) => return (String::new(), Err(format!("unreadable: {e}"))),
+        };
+        let op = journal.op.clone();
+        let dir = parent(path);
+        let outcome = match journal.phase {
+            Phase::Staging => {
+                rollback(self, &journal.steps, &journal.created);
+                Ok(Outcome::RolledBack { why: None })
+            }
+            Phase::Commit if !staged_completely(self, &journal.steps) => {
+                // The barrier after the commit mark was cut short: nothing was renamed yet.
+                let mut steps = journal.steps.clone();
+                for s in &mut steps {
+                    if let Step::Place { staged, .. } = s {
+                        *staged = false;
+                    }
+                }
+                rollback(self, &steps, &journal.created);
+                Ok(Outcome::RolledBack { why: None })
+            }
+            Phase::Commit => {
+                let done = apply(self, &journal.steps).and_then(|_| {
+                    let mut dirs: Vec<&Path> = journal.steps.iter().map(step_dir).collect();
+                    dirs.push(dir);
+                    flush_dirs(self, &dirs)
+                });
+                match done {
+                    Ok(()) => {
+                        cleanup(self, &journal.steps);
+                        Ok(Outcome::Completed)
+                    }
+                    // Something it needs went away (an administrator removed a half-made
+                    // drop-in directory, say): undo what can be undone.
+                    Err(e) => {
+                        rollback(self, &journal.steps, &journal.created);
+                        let left = leftovers(self, &journal.steps);
+                        if left.is_empty() {
+                            Ok(Outcome::RolledBack {
+                                why: Some(format!("could not be completed: {e}")),
+                            })
+                        } else {
+                            let left: Vec<String> =
+                                left.iter().map(|p| p.display().to_string()).collect();
+                            Err(format!(
+                                "could not be completed ({e}) nor rolled back; left: {}",
+                                left.join(", ")
+                            ))
+                        }
+                    }
+                }
+            }
+        };
+        (op, outcome)
+    }
+
+    /// Moves a journal that cannot be recovered into `aside`.
+    fn set_aside(&self, journal: &Path, aside: &Path, name: &str, why: String) -> Outcome {
+        let to = aside.join(name);
+        let moved = self
+            .fs()
+            .mkdir_p(aside, 0o700)
+            .and_then(|_| self.fs().rename_from(parent(journal), name, &to));
+        match moved {
+            Ok(()) => Outcome::SetAside { to, why },
+            Err(e) => Outcome::SetAside {
+                to: journal.to_path_buf(),
+                why: format!("{why}; cannot move the journal: {e}"),
+            },
+        }
+    }
+
+    /// The journals recovery set aside, for the administrator to look at.
+    pub fn set_aside_journals(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for dir in SET_ASIDE_DIRS {
+            if let Ok(Some(entries)) = self.fs().read_dir(Path::new(dir)) {
+                out.extend(entries.iter().map(|e| Path::new(dir).join(&e.name)));
+            }
+        }
+        out
     }
 }

@@ -280,7 +280,7 @@ impl SystemdBox {
     }
 
     /// The box's PID 1, as seen from here (it changes when the box reboots).
-    fn leader(&self) -> u32 {
+    pub fn leader(&self) -> u32 {
         fs::read_to_string(format!("/var/tmp/portctl-sdbox/{}/leader.pid", self.name))
             .expect("leader pid")
             .trim()

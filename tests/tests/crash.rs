@@ -144,7 +144,10 @@ fn a_commit_mark_without_its_staged_data_is_rolled_back() {
         std::fs::write(&staged, b"").unwrap();
         let recovered = s.host().recover().unwrap();
         assert_eq!(recovered.len(), 1);
-        assert_eq!(recovered[0].outcome, "rolled back");
+        assert_eq!(
+            recovered[0].outcome,
+            portctl_engine::txn::Outcome::RolledBack { why: None }
+        );
         assert_eq!(snapshot(s.path(), &DIRS), before);
         return;
     }

@@ -22,19 +22,20 @@ use rustix::thread::{CapabilitySet, UnshareFlags};
 
 use crate::run::RunSpec;
 
-/// Stage 1: new mount, PID, IPC and UTS namespaces for the children of this (single-threaded
-/// helper) process. It must not be called in the daemon.
-pub fn stage1_unshare() -> io::Result<()> {
+/// Stage 1: new mount, PID, IPC and UTS namespaces (and a network namespace with
+/// `private_network`) for the children of this (single-threaded helper) process. It must not
+/// be called in the daemon.
+pub fn stage1_unshare(private_network: bool) -> io::Result<()> {
+    let mut flags =
+        UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
+    if private_network {
+        flags |= UnshareFlags::NEWNET;
+    }
     // SAFETY: no `UnshareFlags::FILES`: the fd table stays shared as it was, so the concern
     // of `unshare_unsafe` (threads seeing fds of an unshared table) does not arise; the
     // helper has one thread.
     unsafe {
-        rustix::thread::unshare_unsafe(
-            UnshareFlags::NEWNS
-                | UnshareFlags::NEWPID
-                | UnshareFlags::NEWIPC
-                | UnshareFlags::NEWUTS,
-        )?;
+        rustix::thread::unshare_unsafe(flags)?;
     }
     // Nothing done in the new mount namespace propagates back to the host.
     mount_change(
@@ -42,6 +43,18 @@ pub fn stage1_unshare() -> io::Result<()> {
         MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
     )?;
     Ok(())
+}
+
+/// Ignores SIGINT, SIGTERM, SIGHUP and SIGQUIT in this process (stage 1, after it started
+/// stage 2: dispositions are per process, and stage 2 has exec'd with its own).
+pub fn ignore_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: SIG_IGN installs no handler; signal() only changes this process's
+        // disposition of a valid signal number.
+        unsafe {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
 }
 
 /// Ends this process when its parent does (the daemon, or stage 1).
