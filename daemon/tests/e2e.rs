@@ -16,47 +16,11 @@ fn bin_dir() -> PathBuf {
 }
 
 fn portctl(b: &SystemdBox, args: &[&str]) -> (bool, String) {
-    let out = b.exec(&[&["portctl", "--no-ask-password"], args].concat());
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    b.portctl(args)
 }
 
-/// Waits until the current run of `unit` has logged `what`; returns that run's log only.
 fn wait_for(b: &SystemdBox, unit: &str, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let id = b.exec(&["systemctl", "show", "-P", "InvocationID", unit]);
-        let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
-        let log = if id.is_empty() {
-            String::new()
-        } else {
-            let out = b.exec(&[
-                "journalctl",
-                "--no-pager",
-                "-o",
-                "cat",
-                &format!("_SYSTEMD_INVOCATION_ID={id}"),
-            ]);
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
-        if log.contains(what) {
-            return log;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{unit} never logged {what:?}\n--- {unit}:\n{}\n--- portctld:\n{}",
-                b.journal(unit),
-                b.journal("portctld.service")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    b.wait_for(unit, what)
 }
 
 /// One box for all scenarios (booting is the slow part); each scenario leaves it clean.

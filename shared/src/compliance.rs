@@ -215,6 +215,11 @@ pub fn check_image(req: &Request<'_>) -> Report {
                     .details
                     .push(format!("{} ({})", u.name, u.path.display()));
             }
+            for (alias, unit) in crate::units::find_aliases(req.root, &matches) {
+                unitc.details.push(format!(
+                    "{alias} is an alias of {unit} (a link in the image), not attached as a unit"
+                ));
+            }
         }
     }
 

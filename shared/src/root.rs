@@ -385,6 +385,27 @@ impl ImageRoot {
     /// Writes `content` under the temporary name `temp` next to `path` (same directory), fully
     /// and synced, so that [`ImageRoot::commit`] can put it in place with one `rename()`.
     pub fn stage(&self, path: &Path, temp: &str, content: &Content) -> io::Result<()> {
+        self.stage_with(path, temp, content, true)
+    }
+
+    /// [`ImageRoot::stage`], leaving a regular file's data to [`ImageRoot::sync_file`]: a
+    /// transaction writes all its files first and syncs them then, so that one journal commit
+    /// of the file system serves them all.
+    pub fn stage_unsynced(&self, path: &Path, temp: &str, content: &Content) -> io::Result<()> {
+        self.stage_with(path, temp, content, false)
+    }
+
+    /// `fsync()` of the regular file `path`.
+    pub fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let fd = self.open_regular(path).map_err(|e| match e {
+            ReadError::Io(e) => e,
+            e => io::Error::other(e.to_string()),
+        })?;
+        rustix::fs::fsync(&fd)?;
+        Ok(())
+    }
+
+    fn stage_with(&self, path: &Path, temp: &str, content: &Content, sync: bool) -> io::Result<()> {
         let (dir, _) = self.parent_dir(path)?;
         let _ = rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty());
         match content {
@@ -403,7 +424,9 @@ impl ImageRoot {
                 let written = (|| {
                     io::Write::write_all(&mut file, data)?;
                     rustix::fs::fchmod(&file, Mode::from_raw_mode(*mode))?;
-                    file.sync_all()?;
+                    if sync {
+                        file.sync_all()?;
+                    }
                     Ok(())
                 })();
                 if let Err(e) = written {

@@ -221,7 +221,9 @@ impl<'h> Txn<'h> {
     }
 
     /// Writes the journal atomically (a rename), without syncing it: the barriers do.
-    fn write_journal(&self, phase: Phase) -> Result<()> {
+    /// Writes the journal atomically (a rename); with `durable`, synced with its directory.
+    /// The staging journal is synced later, together with the staged files.
+    fn write_journal(&self, phase: Phase, durable: bool) -> Result<()> {
         let fs = self.host.fs();
         let dir = self.journal.parent().expect("journal dir");
         fs.mkdir_p(dir, 0o700)
@@ -234,10 +236,18 @@ impl<'h> Txn<'h> {
         };
         let data = serde_json::to_vec(&j).expect("journal serializes");
         let temp = format!(".#{}.tmp", self.id);
-        fs.stage(&self.journal, &temp, &Content::File { data, mode: 0o600 })
-            .and_then(|()| fs.commit(&self.journal, &temp))
-            .context("Failed to write journal", &self.journal)?;
-        flush_dirs(self.host, &[parent(&self.journal)])
+        let content = Content::File { data, mode: 0o600 };
+        if durable {
+            fs.stage(&self.journal, &temp, &content)
+        } else {
+            fs.stage_unsynced(&self.journal, &temp, &content)
+        }
+        .and_then(|()| fs.commit(&self.journal, &temp))
+        .context("Failed to write journal", &self.journal)?;
+        if durable {
+            flush_dirs(self.host, &[parent(&self.journal)])?;
+        }
+        Ok(())
     }
 
     /// The directories whose entries the transaction changes: those of its steps, and the
@@ -245,6 +255,7 @@ impl<'h> Txn<'h> {
     fn touched_dirs(&self) -> Vec<&Path> {
         let mut dirs: Vec<&Path> = self.steps.iter().map(step_dir).collect();
         dirs.extend(self.created.iter().map(|d| parent(d)));
+        dirs.push(parent(&self.journal));
         dirs
     }
 
@@ -285,11 +296,11 @@ impl<'h> Txn<'h> {
             });
         if nothing_to_stage {
             // Removals only: the commit mark, durable, is all a crash needs to find.
-            self.write_journal(Phase::Commit)?;
+            self.write_journal(Phase::Commit, true)?;
             fault::point("txn: commit journal written");
             return Ok(Vec::new());
         }
-        self.write_journal(Phase::Staging)?;
+        self.write_journal(Phase::Staging, false)?;
         fault::point("txn: journal written");
         let mut created = Vec::new();
         for d in dirs {
@@ -318,8 +329,9 @@ impl<'h> Txn<'h> {
         // staged nodes still tell recovery if a file system reordered that.)
         let staged = self
             .stage_files()
+            .and_then(|()| self.flush_files())
             .and_then(|()| flush_dirs(self.host, &self.touched_dirs()))
-            .and_then(|()| self.write_journal(Phase::Commit));
+            .and_then(|()| self.write_journal(Phase::Commit, true));
         if let Err(e) = staged {
             self.rollback();
             return Err(e);
@@ -327,6 +339,25 @@ impl<'h> Txn<'h> {
         fault::point("txn: staged");
         fault::point("txn: commit journal written");
         Ok(created)
+    }
+
+    /// `fsync()` of the staging journal and of every staged regular file, after all were
+    /// written (the first one commits the file system's journal for them all).
+    fn flush_files(&self) -> Result<()> {
+        self.host
+            .fs()
+            .sync_file(&self.journal)
+            .context("Failed to sync", &self.journal)?;
+        for (step, content) in self.steps.iter().zip(&self.contents) {
+            if let (Step::Place { path, temp, .. }, Some(Content::File { .. })) = (step, content) {
+                let staged = parent(path).join(temp);
+                self.host
+                    .fs()
+                    .sync_file(&staged)
+                    .context("Failed to sync", staged)?;
+            }
+        }
+        Ok(())
     }
 
     fn stage_files(&mut self) -> Result<()> {
@@ -368,7 +399,7 @@ impl<'h> Txn<'h> {
             if let (Step::Place { path, temp, .. }, Some(content)) =
                 (&self.steps[i], &self.contents[i])
             {
-                fs.stage(path, temp, content)
+                fs.stage_unsynced(path, temp, content)
                     .context("Failed to write", path)?;
                 if let Step::Place { staged, .. } = &mut self.steps[i] {
                     *staged = true;

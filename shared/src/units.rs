@@ -88,6 +88,53 @@ impl Budget {
     }
 }
 
+/// The unit an alias link at `path` (named `name`) of the image stands for: a symlink whose
+/// target, resolved inside the image, is a regular file with another valid unit name.
+/// systemd-portabled 252 and 257 skip such links too (they follow them on the host, where
+/// the target is missing), 262 skips every link out of the image.
+pub fn alias_target(root: &ImageRoot, path: &Path, name: &str) -> Option<String> {
+    let target = root.read_link(path).ok()?;
+    let target_name = target.file_name()?.to_str()?;
+    if target_name == name || !unit_name_is_valid(target_name) {
+        return None;
+    }
+    // Relative targets are relative to the link's directory.
+    let resolved = match target.is_absolute() {
+        true => target.clone(),
+        false => path.parent().unwrap_or(Path::new("/")).join(&target),
+    };
+    match root.stat(&resolved) {
+        Ok(Some(st)) if NodeKind::of(&st) == NodeKind::File => Some(target_name.to_string()),
+        _ => None,
+    }
+}
+
+/// The alias links among the unit files of the image that match `matches`: (alias, unit).
+pub fn find_aliases(root: &ImageRoot, matches: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for dir in UNIT_SEARCH_PATH {
+        let Ok(Some(entries)) = root.read_dir(Path::new(dir)) else {
+            continue;
+        };
+        for e in entries.iter().take(UNIT_DIR_ENTRIES_MAX) {
+            let Some(name) = e.name.to_str() else {
+                continue;
+            };
+            if e.kind != NodeKind::Symlink
+                || !unit_name_is_valid(name)
+                || !unit_matches(name, matches)
+                || out.iter().any(|(a, _)| a == name)
+            {
+                continue;
+            }
+            if let Some(t) = alias_target(root, &Path::new(dir).join(name), name) {
+                out.push((name.to_string(), t));
+            }
+        }
+    }
+    out
+}
+
 /// Finds the unit files of the five portable types that match `matches` (all of them when
 /// empty), the first of each name in [`UNIT_SEARCH_PATH`] order winning. Symlinks are
 /// resolved inside the image; empty files and subdirectories are skipped. Sorted by name.
@@ -143,6 +190,13 @@ pub fn find_units_within(
                         .read_link(&path)
                         .is_ok_and(|t| t == Path::new("/dev/null"))
                     {
+                        seen.insert(name.to_string());
+                        continue;
+                    }
+                    // A link to another unit file of the image is an alias of that unit
+                    // (Debian's postinst leaves `redis.service -> redis-server.service`):
+                    // not a unit of its own.
+                    if alias_target(root, &path, name).is_some() {
                         seen.insert(name.to_string());
                         continue;
                     }

@@ -667,6 +667,65 @@ impl SystemdBox {
         }
     }
 
+    /// Runs `portctl --no-ask-password ARGS...` inside the box: whether it succeeded, and
+    /// its standard output and error.
+    pub fn portctl(&self, args: &[&str]) -> (bool, String) {
+        // A job that never ends (a service that refuses to stop) must not hang the test.
+        let out = self.exec(&[&["timeout", "120", "portctl", "--no-ask-password"], args].concat());
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// [`SystemdBox::portctl`], which must succeed; returns its output.
+    pub fn portctl_ok(&self, args: &[&str]) -> String {
+        let (ok, out) = self.portctl(args);
+        assert!(
+            ok,
+            "portctl {args:?}: {out}\n--- portctld:\n{}",
+            self.journal("portctld.service")
+        );
+        out
+    }
+
+    /// Waits until the current run of `unit` has logged `what`; returns that run's log only.
+    pub fn wait_for(&self, unit: &str, what: &str) -> String {
+        use std::time::{Duration, Instant};
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let id = self.exec(&["systemctl", "show", "-P", "InvocationID", unit]);
+            let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+            let log = if id.is_empty() {
+                String::new()
+            } else {
+                let out = self.exec(&[
+                    "journalctl",
+                    "--no-pager",
+                    "-o",
+                    "cat",
+                    &format!("_SYSTEMD_INVOCATION_ID={id}"),
+                ]);
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            if log.contains(what) {
+                return log;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{unit} never logged {what:?}\n--- {unit}:\n{}\n--- portctld:\n{}",
+                    self.journal(unit),
+                    self.journal("portctld.service")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The journal of a unit, as text.
     pub fn journal(&self, unit: &str) -> String {
         let out = self.exec(&["journalctl", "--no-pager", "-o", "cat", "-u", unit]);

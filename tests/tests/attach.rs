@@ -710,3 +710,30 @@ fn block_device_image() {
         .unwrap();
     assert!(!s.join("/etc/systemd/system.attached").exists());
 }
+
+/// The image's link in /etc/portables is a convenience: when it cannot be made (here
+/// /etc/portables is a file), the attach is made without it, as v252 ignores link failures.
+#[test]
+fn fs_an_image_link_that_cannot_be_made_fails_no_attach() {
+    let (s, host) = setup();
+    fs::write(s.join("/etc/portables"), "not a directory\n").unwrap();
+    let changes = host
+        .attach(
+            &Offline,
+            "minimal_1",
+            &opts("default", false, CopyMode::Auto),
+        )
+        .unwrap();
+    assert!(
+        !list(&changes).iter().any(|c| c.contains("/etc/portables")),
+        "{changes:?}"
+    );
+    assert!(s
+        .join("/etc/systemd/system.attached/minimal-test.service")
+        .exists());
+    assert_eq!(
+        fs::read_to_string(s.join("/etc/portables")).unwrap(),
+        "not a directory\n"
+    );
+    host.detach(&Offline, "minimal_1", false, false).unwrap();
+}

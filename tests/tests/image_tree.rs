@@ -113,11 +113,8 @@ fn unit_search_order_types_prefixes_and_skips() {
         ],
     );
     let root = open(&s, "img");
+    // app-alias.service, a link to another unit file of the image, is an alias: no unit.
     let expect = [
-        (
-            "app-alias.service",
-            "/usr/lib/systemd/system/app-alias.service",
-        ),
         (
             "app-local.service",
             "/usr/local/lib/systemd/system/app-local.service",
@@ -145,8 +142,14 @@ fn unit_search_order_types_prefixes_and_skips() {
     );
     let svc = all.iter().find(|u| u.name == "app.service").unwrap();
     assert_eq!(svc.content, b"[Service]\nExecStart=/etc\n");
-    let alias = all.iter().find(|u| u.name == "app-alias.service").unwrap();
-    assert_eq!(alias.content, b"x", "an alias gets its target's content");
+    assert!(
+        !all.iter().any(|u| u.name == "app-alias.service"),
+        "an alias is not a unit of its own"
+    );
+    assert_eq!(
+        portctl_engine::units::find_aliases(&root, &["app".into()]),
+        [("app-alias.service".to_string(), "app.socket".to_string())]
+    );
     assert_eq!(
         unit_names(&root, &["app.service"]).len(),
         1,
