@@ -43,7 +43,7 @@ install-files:
 	$(BIN)/portctl completions bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/portctl
 	$(BIN)/portctl completions zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_portctl
 	$(BIN)/portctl completions fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/portctl.fish
-	$(BIN)/portctl man > $(DESTDIR)$(DATADIR)/man/man1/portctl.1
+	$(BIN)/portctl man $(DESTDIR)$(DATADIR)/man/man1
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|' systemd-units/portctld.service.in > $(DESTDIR)$(UNITDIR)/portctld.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/portctld.service
@@ -78,7 +78,7 @@ uninstall:
 	-[ -z "$(LIVE)" ] || systemctl stop portctld.service
 	rm -f $(DESTDIR)$(BINDIR)/portctl $(DESTDIR)$(LIBEXECDIR)/portctld $(DESTDIR)$(UNITDIR)/portctld.service
 	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/portctl $(DESTDIR)$(DATADIR)/zsh/site-functions/_portctl \
-		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/portctl.fish $(DESTDIR)$(DATADIR)/man/man1/portctl.1
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/portctl.fish $(DESTDIR)$(DATADIR)/man/man1/portctl.1 $(DESTDIR)$(DATADIR)/man/man1/portctl-*.1
 	rm -f $(DESTDIR)$(BUSPOLICYDIR)/portctl-org.freedesktop.portable1.conf $(DESTDIR)$(TMPFILESDIR)/portctl.conf
 	rm -f $(DESTDIR)$(POLKITDIR)/portctl.policy
 	if cmp -s systemd-units/org.freedesktop.portable1.service $(DESTDIR)$(BUSSERVICEDIR)/org.freedesktop.portable1.service && \
@@ -95,6 +95,8 @@ uninstall:
 	if [ -e $(STATE)/masked-systemd-portabled ]; then \
 		rm -f $(DESTDIR)$(ETCUNITDIR)/systemd-portabled.service $(STATE)/masked-systemd-portabled; \
 	fi
+	# portctld's own state: its journal directories (and journals set aside by recovery).
+	rm -rf $(STATE) $(DESTDIR)/run/portctl
 ifeq ($(LIVE),yes)
 	-systemctl daemon-reload
 	-busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig

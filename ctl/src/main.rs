@@ -4,6 +4,7 @@ mod agent;
 mod bus;
 mod format;
 mod pid1;
+mod progress;
 mod run;
 mod validate;
 mod verbs;
@@ -67,7 +68,9 @@ pub struct Cli {
     /// Extension image
     #[arg(long, global = true, value_name = "PATH")]
     extension: Vec<String>,
-    /// Skip the checks for units on the host and for matching versions
+    /// Skip the checks against the host (units there already, or active) and the image
+    /// requirements (mount points a read-only image lacks, units that widen the profile);
+    /// with --extension, take an extension-release file of another name
     #[arg(long, global = true)]
     force: bool,
     /// With detach --now: also remove the units' state, cache, logs and runtime directories
@@ -96,20 +99,28 @@ enum Command {
     /// List available portable service images
     List,
     /// Attach the specified portable service image
+    #[command(override_usage = "portctl attach [OPTIONS] NAME|PATH [PREFIX...]")]
     Attach(verbs::ImageArgs),
     /// Detach the specified portable service image
+    #[command(override_usage = "portctl detach [OPTIONS] NAME|PATH [PREFIX...]")]
     Detach(verbs::ImageArgs),
     /// Reattach the specified portable service image
+    #[command(override_usage = "portctl reattach [OPTIONS] NAME|PATH [PREFIX...]")]
     Reattach(verbs::ImageArgs),
     /// Show details of specified portable service image
+    #[command(override_usage = "portctl inspect [OPTIONS] NAME|PATH [PREFIX...]")]
     Inspect(verbs::ImageArgs),
     /// Query if portable service image is attached
+    #[command(override_usage = "portctl is-attached [OPTIONS] NAME|PATH")]
     IsAttached(verbs::ImageArgs),
     /// Mark or unmark portable service image read-only
+    #[command(override_usage = "portctl read-only [OPTIONS] NAME|PATH [BOOL]")]
     ReadOnly(verbs::ImageArgs),
     /// Remove a portable service image
+    #[command(override_usage = "portctl remove [OPTIONS] NAME|PATH...")]
     Remove(verbs::ImageArgs),
     /// Set image or pool size limit (disk quota)
+    #[command(override_usage = "portctl set-limit [OPTIONS] [NAME|PATH] LIMIT")]
     SetLimit(verbs::ImageArgs),
     /// Check an image against the portable-image requirements, offline (no daemon needed)
     Validate(validate::Args),
@@ -118,12 +129,126 @@ enum Command {
     /// Print the shell completions for SHELL (used by make install)
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
-    /// Print the man page (used by make install)
+    /// Write the manual pages (portctl.1 and one per verb) into DIR (used by make install)
     #[command(hide = true)]
-    Man,
+    Man { dir: std::path::PathBuf },
+}
+
+/// The options each verb takes (beyond --help); the others are left out of its `--help`,
+/// although, as with portablectl, every option may be given with every verb.
+fn verb_options(verb: &str) -> &'static [&'static str] {
+    const REMOTE: [&str; 4] = ["host", "machine", "bus_address", "quiet"];
+    match verb {
+        "list" => &[
+            "no_pager",
+            "no_legend",
+            "host",
+            "machine",
+            "bus_address",
+            "json",
+        ],
+        "attach" | "reattach" => &[
+            "profile",
+            "copy",
+            "runtime",
+            "no_reload",
+            "enable",
+            "now",
+            "no_block",
+            "extension",
+            "force",
+            "no_ask_password",
+            "host",
+            "machine",
+            "bus_address",
+            "quiet",
+            "json",
+        ],
+        "detach" => &[
+            "runtime",
+            "no_reload",
+            "enable",
+            "now",
+            "extension",
+            "force",
+            "clean",
+            "no_ask_password",
+            "host",
+            "machine",
+            "bus_address",
+            "quiet",
+            "json",
+        ],
+        "inspect" => &[
+            "cat",
+            "extension",
+            "force",
+            "no_pager",
+            "host",
+            "machine",
+            "bus_address",
+            "quiet",
+            "json",
+        ],
+        "is-attached" => &[
+            "extension",
+            "fail_if_detached",
+            "host",
+            "machine",
+            "bus_address",
+            "quiet",
+            "json",
+        ],
+        "read-only" | "remove" | "set-limit" => {
+            &["no_ask_password", "host", "machine", "bus_address", "quiet"]
+        }
+        "validate" => &["profile", "quiet", "json"],
+        "run" => &["profile", "no_ask_password", "bus_address", "quiet"],
+        _ => &REMOTE,
+    }
+}
+
+/// `portctl VERB --help`: the verb's own options only.
+fn verb_help(verb: &str) -> Option<ExitCode> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let keep = verb_options(verb);
+    let sub = cmd.find_subcommand_mut(verb)?;
+    let hide: Vec<String> = sub
+        .get_arguments()
+        .filter(|a| a.is_global_set() && !keep.contains(&a.get_id().as_str()))
+        .map(|a| a.get_id().to_string())
+        .collect();
+    let mut sub = sub.clone();
+    for id in hide {
+        sub = sub.mut_arg(id, |a| a.hide(true));
+    }
+    let _ = sub.print_help();
+    Some(ExitCode::SUCCESS)
+}
+
+/// portctl.1 and portctl-VERB.1 for every verb it names (`SEE ALSO`), into `dir`.
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+    std::fs::write(dir.join("portctl.1"), page)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("portctl-{}", sub.get_name());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(sub.clone())
+            .title(name.clone())
+            .render(&mut page)?;
+        std::fs::write(dir.join(format!("{name}.1")), page)?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
+    // `portctl list | head -1`: a reader that goes away ends portctl quietly (SIGPIPE), as it
+    // ends portablectl, instead of a panic on the next write.
+    portctl_engine::process::default_sigpipe();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PORTCTL_LOG")
@@ -131,6 +256,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        if let Some(verb) = args[1..].iter().find(|a| !a.starts_with('-')) {
+            if let Some(code) = verb_help(verb) {
+                return code;
+            }
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -167,10 +300,7 @@ fn main() -> ExitCode {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Man) => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-            .render(&mut std::io::stdout())
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(Into::into),
+        Some(Command::Man { dir }) => write_man_pages(dir).map(|()| ExitCode::SUCCESS),
         command => verbs::run(&cli, command),
     };
     match result {

@@ -189,8 +189,11 @@ async fn report_job_result(conn: &Connection, unit: &str, result: &str) {
     eprintln!("{text}");
 }
 
-/// The `Result` property of a service unit.
-async fn service_result(conn: &Connection, unit: &str) -> Option<String> {
+/// A property of a unit's object, as a string or a boolean.
+async fn unit_property<T>(conn: &Connection, unit: &str, iface: &str, name: &str) -> Option<T>
+where
+    T: TryFrom<zbus::OwnedVariant>,
+{
     let path = portctl_dbus::systemd1::unit_path(unit);
     let reply = conn
         .call_method(
@@ -198,12 +201,56 @@ async fn service_result(conn: &Connection, unit: &str) -> Option<String> {
             path.as_str(),
             Some("org.freedesktop.DBus.Properties"),
             "Get",
-            &("org.freedesktop.systemd1.Service", "Result"),
+            &(iface, name),
         )
         .await
         .ok()?;
     let v: zbus::OwnedVariant = reply.body().deserialize().ok()?;
-    String::try_from(v).ok()
+    T::try_from(v).ok()
+}
+
+/// After `attach --now`: says so for each started unit that is not running where nothing
+/// else would (a start condition that failed skips a unit without an error; a service that
+/// exits at once falls into its restart loop after its start job succeeded).
+pub async fn report_not_running(conn: &Connection, units: &[&str]) {
+    const U: &str = "org.freedesktop.systemd1.Unit";
+    for path in units {
+        let unit = unit_name(path);
+        if portctl_engine::names::is_template(unit) {
+            continue;
+        }
+        let Some(state) = unit_property::<String>(conn, unit, U, "ActiveState").await else {
+            continue;
+        };
+        let sub = unit_property::<String>(conn, unit, U, "SubState")
+            .await
+            .unwrap_or_default();
+        let condition = unit_property::<bool>(conn, unit, U, "ConditionResult")
+            .await
+            .unwrap_or(true);
+        let result = if unit.ends_with(".service") {
+            service_result(conn, unit).await.unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let see = format!("see \"systemctl status {unit}\" and \"journalctl -u {unit}\"");
+        match (state.as_str(), sub.as_str()) {
+            ("active" | "activating" | "reloading", "auto-restart") => {
+                eprintln!("Unit {unit} failed ({result}) and is restarting; {see}.")
+            }
+            ("active" | "activating" | "reloading", _) => {}
+            ("inactive", _) if !condition => {
+                eprintln!("Unit {unit} was skipped: a start condition failed; {see}.")
+            }
+            // A failed start job was reported already, with systemctl's words.
+            _ => {}
+        }
+    }
+}
+
+/// The `Result` property of a service unit.
+async fn service_result(conn: &Connection, unit: &str) -> Option<String> {
+    unit_property(conn, unit, "org.freedesktop.systemd1.Service", "Result").await
 }
 
 async fn call<B, R>(conn: &Connection, method: &str, body: &B) -> anyhow::Result<R>

@@ -103,6 +103,7 @@ fn status_word(s: Status) -> &'static str {
         Status::Ok => "ok",
         Status::Repairable => "repairable",
         Status::Failed => "FAILED",
+        Status::Warning => "warning",
     }
 }
 

@@ -12,7 +12,7 @@ use portctl_engine::os_release::OsRelease;
 use zbus::Connection;
 
 use crate::pid1::{self, Jobs};
-use crate::{agent, bus, format, Cli, Command};
+use crate::{agent, bus, format, progress, Cli, Command};
 
 /// What `GetImageMetadataWithExtensions` returns: path, os-release, extension releases, units.
 type Metadata = (
@@ -24,7 +24,8 @@ type Metadata = (
 
 #[derive(clap::Args)]
 pub struct ImageArgs {
-    /// IMAGE [PREFIX...] (the verb decides)
+    /// The arguments the usage line names.
+    #[arg(hide = true)]
     args: Vec<String>,
 }
 
@@ -295,7 +296,10 @@ pub fn run(cli: &Cli, command: &Option<Command>) -> anyhow::Result<ExitCode> {
             Some(Command::Remove(a)) => remove(cli, &conn, a).await,
             Some(Command::SetLimit(a)) => set_limit(cli, &conn, a).await,
             Some(
-                Command::Validate(_) | Command::Run(_) | Command::Completions { .. } | Command::Man,
+                Command::Validate(_)
+                | Command::Run(_)
+                | Command::Completions { .. }
+                | Command::Man { .. },
             ) => {
                 unreachable!("handled in main")
             }
@@ -381,31 +385,37 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     let copy = copy_mode(cli)?.unwrap_or_default();
     let m = ManagerProxy::new(conn).await?;
     let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
-    let (method, result) = if cli.extension.is_empty() && !cli.force {
-        (
-            "AttachImage",
+    let exts = extensions(cli)?;
+    let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
+    let plain = cli.extension.is_empty() && !cli.force;
+    let method = if plain {
+        "AttachImage"
+    } else {
+        "AttachImageWithExtensions"
+    };
+    let attaching = async {
+        if plain {
             call::<_, Vec<ChangeEntry>>(
                 cli,
                 &m,
-                "AttachImage",
+                method,
                 &(&image, &matches, &cli.profile, cli.runtime, copy),
             )
-            .await,
-        )
-    } else {
-        let exts = extensions(cli)?;
-        let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
-        (
-            "AttachImageWithExtensions",
+            .await
+        } else {
             call::<_, Vec<ChangeEntry>>(
                 cli,
                 &m,
-                "AttachImageWithExtensions",
+                method,
                 &(&image, &exts, &matches, &cli.profile, copy, flags(cli)),
             )
-            .await,
-        )
+            .await
+        }
     };
+    let copying = (copy == "mixed")
+        .then(|| progress::mixed_copy(&image, cli.runtime))
+        .flatten();
+    let result = progress::while_waiting(&format!("Attaching {image}"), copying, attaching).await;
     let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
     if !json(
         cli,
@@ -428,13 +438,20 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
                 pid1::enable(conn, path, cli.runtime, cli.quiet).await;
             }
         }
-        if cli.now {
-            for path in pid1::start_order(&paths) {
-                pid1::job(conn, "StartUnit", &path, &mut jobs, cli.quiet).await;
-            }
+        let started = if cli.now {
+            pid1::start_order(&paths)
+        } else {
+            Vec::new()
+        };
+        for path in &started {
+            pid1::job(conn, "StartUnit", path, &mut jobs, cli.quiet).await;
         }
         if !cli.no_block {
             jobs.wait().await;
+            if !cli.quiet {
+                let started: Vec<&str> = started.iter().map(String::as_str).collect();
+                pid1::report_not_running(conn, &started).await;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -522,31 +539,38 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
     let copy = copy_mode(cli)?.unwrap_or_default();
     let m = ManagerProxy::new(conn).await?;
     let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
-    let (method, result) = if cli.extension.is_empty() && !cli.force {
-        (
-            "ReattachImage",
+    let exts = extensions(cli)?;
+    let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
+    let plain = cli.extension.is_empty() && !cli.force;
+    let method = if plain {
+        "ReattachImage"
+    } else {
+        "ReattachImageWithExtensions"
+    };
+    let reattaching = async {
+        if plain {
             call::<_, (Vec<ChangeEntry>, Vec<ChangeEntry>)>(
                 cli,
                 &m,
-                "ReattachImage",
+                method,
                 &(&image, &matches, &cli.profile, cli.runtime, copy),
             )
-            .await,
-        )
-    } else {
-        let exts = extensions(cli)?;
-        let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
-        (
-            "ReattachImageWithExtensions",
+            .await
+        } else {
             call::<_, (Vec<ChangeEntry>, Vec<ChangeEntry>)>(
                 cli,
                 &m,
-                "ReattachImageWithExtensions",
+                method,
                 &(&image, &exts, &matches, &cli.profile, copy, flags(cli)),
             )
-            .await,
-        )
+            .await
+        }
     };
+    let copying = (copy == "mixed")
+        .then(|| progress::mixed_copy(&image, cli.runtime))
+        .flatten();
+    let result =
+        progress::while_waiting(&format!("Reattaching {image}"), copying, reattaching).await;
     let (removed, updated) = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
     if !json(
         cli,

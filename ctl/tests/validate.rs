@@ -61,7 +61,7 @@ fn json_output_parses_and_carries_the_verdict() {
         assert_eq!(v["image"]["type"], "directory");
         assert_eq!(v["profile"]["name"], "default");
         let checks = v["checks"].as_array().unwrap();
-        assert_eq!(checks.len(), 8, "rules 1 to 8 (8: confinement)");
+        assert_eq!(checks.len(), 9, "rules 1 to 9 (8: confinement, 9: start)");
         let mp = checks.iter().find(|c| c["rule"] == "mount-points").unwrap();
         assert_eq!(mp["status"], "repairable");
         assert_eq!(v["missing"].as_array().unwrap().len(), 6);
@@ -178,11 +178,18 @@ fn completions_and_man_page() {
             "{shell}"
         );
     }
-    let man = text(&portctl(&["man"]).stdout);
+    // The main page, and one for every verb it names (issue: no page it points to missing).
+    let s = Scratch::new();
+    assert!(portctl(&["man", s.path().to_str().unwrap()]).status.success());
+    let man = std::fs::read_to_string(s.join("portctl.1")).unwrap();
     assert!(
         man.contains(".TH portctl") && man.contains("reattach"),
         "{man}"
     );
+    for verb in ["attach", "detach", "reattach", "inspect", "validate", "run"] {
+        let page = std::fs::read_to_string(s.join(format!("portctl-{verb}.1"))).unwrap();
+        assert!(page.contains(&format!(".TH portctl-{verb}")), "{page}");
+    }
     let help = text(&portctl(&["--help"]).stdout);
     assert!(!help.contains("completions"), "hidden from --help");
 }

@@ -10,7 +10,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use portctl_tests::{mkimage, SystemdBox};
+use portctl_tests::{mkimage, raw_image_from_tree, SystemdBox};
 
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_portctld"))
@@ -45,6 +45,8 @@ fn box_the_installed_daemon_takes_images_from_anywhere() {
     written_directories_can_disappear(&b);
     a_resolved_style_resolv_conf_link(&b);
     debian_redis_with_its_template_and_alias(&b);
+    validate_predicts_what_happens_at_start(&b);
+    a_running_ext4_image_detaches(&b);
 }
 
 /// The state column of `portctl list` for `name`, and its RO column.
@@ -192,6 +194,33 @@ fn a_resolved_style_resolv_conf_link(b: &SystemdBox) {
     assert_clean(b);
 }
 
+/// The trees of `tests/corpus/mkcorpus` (built once, cached in /var/tmp/portctl-corpus).
+fn corpus(service: &str) -> &'static Path {
+    let corpus = Path::new("/var/tmp/portctl-corpus");
+    let built =
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/mkcorpus"))
+            .arg(corpus)
+            .arg(service)
+            .status()
+            .unwrap();
+    assert!(built.success(), "tests/corpus/mkcorpus {service}");
+    corpus
+}
+
+/// A copy of `tree` in the box at `at` (a path of the box).
+fn copy_into(b: &SystemdBox, tree: &Path, at: &str) -> PathBuf {
+    let to = b.root().join(&at[1..]);
+    let _ = fs::remove_dir_all(&to);
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(tree)
+        .arg(&to)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    to
+}
+
 /// Debian's redis-server, made ready for a dynamic user (its configuration readable, its log
 /// on the journal, its state in /tmp: the package's paths belong to its own user, and its
 /// `ReadWritePaths=` do not make the image's /var/lib/redis writable): one redis serves, its template is neither
@@ -206,14 +235,7 @@ fn debian_redis_with_its_template_and_alias(b: &SystemdBox) {
             .unwrap();
     assert!(built.success(), "tests/corpus/mkcorpus redis");
     let img = "/srv/portctl-e2e/redis_7";
-    let tree = b.root().join(&img[1..]);
-    let cp = Command::new("cp")
-        .arg("-a")
-        .arg(corpus.join("redis"))
-        .arg(&tree)
-        .status()
-        .unwrap();
-    assert!(cp.success());
+    let tree = copy_into(b, &corpus.join("redis"), img);
     let conf = tree.join("etc/redis/redis.conf");
     let text = fs::read_to_string(&conf).unwrap();
     let text: String = text
@@ -256,4 +278,118 @@ fn debian_redis_with_its_template_and_alias(b: &SystemdBox) {
     assert_clean(b);
     let active = b.exec(&["systemctl", "is-active", "redis-server.service"]);
     assert_ne!(String::from_utf8_lossy(&active.stdout).trim(), "active");
+}
+
+/// `portctl validate --json` of an image in the box: whether it is compliant, and its error
+/// and warning findings as "severity directive".
+fn predicted(b: &SystemdBox, img: &str, profile: &str) -> (bool, Vec<String>) {
+    let out = b.exec(&[
+        "portctl",
+        &format!("--profile={profile}"),
+        "validate",
+        "--json=short",
+        img,
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let mut found = Vec::new();
+    for c in v["checks"].as_array().unwrap() {
+        for f in c["findings"].as_array().unwrap() {
+            let sev = f["severity"].as_str().unwrap();
+            if sev != "note" {
+                found.push(format!("{sev} {}", f["directive"].as_str().unwrap_or("-")));
+            }
+        }
+    }
+    (v["compliant"] == true, found)
+}
+
+fn active_state(b: &SystemdBox, unit: &str) -> String {
+    let out = b.exec(&["systemctl", "show", "-P", "ActiveState", unit]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// What `validate` predicts is what happens at start, on the images of the corpus: Debian's
+/// nginx is skipped (its `ConditionFileIsExecutable=` is checked on the host), Debian's redis
+/// cannot read its configuration as a dynamic user, a missing `ExecReload=` program fails
+/// only the reload, and a failing start job is reported with systemctl's words.
+fn validate_predicts_what_happens_at_start(b: &SystemdBox) {
+    let nginx = corpus("nginx").join("nginx");
+    let redis = corpus("redis").join("redis");
+    let root = b.root();
+    let _ = fs::create_dir_all(root.join("srv/portctl-e2e"));
+    // nginx as packaged: a directory and a squashfs image.
+    let dir = "/srv/portctl-e2e/nginx_1";
+    copy_into(b, &nginx, dir);
+    let raw = "/srv/portctl-e2e/nginx_2.raw";
+    raw_image_from_tree(&nginx, &root.join(&raw[1..]), "squashfs");
+    for img in [dir, raw] {
+        let (ok, found) = predicted(b, img, "default");
+        assert!(
+            !ok && found == ["error ConditionFileIsExecutable="],
+            "{img}: {found:?}"
+        );
+        let out = b.portctl_ok(&["attach", "--now", img]);
+        assert!(
+            out.contains("Unit nginx.service was skipped: a start condition failed"),
+            "{img}: {out}"
+        );
+        assert_eq!(active_state(b, "nginx.service"), "inactive", "{img}");
+        b.portctl_ok(&["detach", "--now", img]);
+        assert_clean(b);
+    }
+    // redis as packaged, as an ext4 image: its configuration is its own user's.
+    let raw = "/srv/portctl-e2e/redis_8.raw";
+    raw_image_from_tree(&redis, &root.join(&raw[1..]), "ext4");
+    let (ok, found) = predicted(b, raw, "default");
+    assert!(!ok && found == ["error ExecStart="], "{found:?}");
+    let out = b.portctl_ok(&["attach", "--now", raw]);
+    assert!(
+        out.contains("Job for redis-server.service failed because the control process exited with error code.\nSee \"systemctl status redis-server.service\" and \"journalctl -xeu redis-server.service\" for details."),
+        "{out}"
+    );
+    assert_ne!(active_state(b, "redis-server.service"), "active");
+    let out = b.portctl_ok(&["detach", "--now", raw]);
+    assert!(!out.contains("Failed"), "{out}");
+    assert_clean(b);
+    // The sample service with a reload program that is missing: a warning, and it runs.
+    let img = "/srv/portctl-e2e/reload_1";
+    let tree = mkimage(&root.join(&img[1..]), &[]);
+    let unit = tree.join("usr/lib/systemd/system/reload-test.service");
+    let text = fs::read_to_string(&unit).unwrap().replace(
+        "ExecStart=/usr/bin/minimald",
+        "ExecStart=/usr/bin/minimald\nExecReload=/usr/bin/reload-me",
+    );
+    fs::write(&unit, text).unwrap();
+    let (ok, found) = predicted(b, img, "default");
+    assert!(ok && found == ["warning ExecReload="], "{found:?}");
+    b.portctl_ok(&["attach", "--now", img]);
+    b.wait_for("reload-test.service", "minimald: started");
+    let reload = b.exec(&["systemctl", "reload", "reload-test.service"]);
+    assert!(!reload.status.success(), "the reload fails");
+    assert_eq!(active_state(b, "reload-test.service"), "active");
+    b.portctl_ok(&["detach", "--now", img]);
+    assert_clean(b);
+}
+
+/// A service whose `ReadWritePaths=` makes PID 1 mount its ext4 image read-write: its journal
+/// needs a replay while it runs, which portctld's read-only mounts do not attempt, so inspect
+/// and `detach --now` work on it.
+fn a_running_ext4_image_detaches(b: &SystemdBox) {
+    let root = b.root();
+    let tree = mkimage(&root.join("srv/portctl-e2e/rw.tree"), &["--prefix", "rw"]);
+    fs::create_dir_all(tree.join("srv/data")).unwrap();
+    let unit = tree.join("usr/lib/systemd/system/rw-test.service");
+    let text = fs::read_to_string(&unit)
+        .unwrap()
+        .replace("[Service]\n", "[Service]\nReadWritePaths=/srv/data\n");
+    fs::write(&unit, text).unwrap();
+    let raw = "/srv/portctl-e2e/rw_1.raw";
+    raw_image_from_tree(&tree, &root.join(&raw[1..]), "ext4");
+    b.portctl_ok(&["attach", "--now", raw]);
+    b.wait_for("rw-test.service", "minimald: started");
+    let out = b.portctl_ok(&["inspect", raw]);
+    assert!(out.contains("rw-test.service"), "{out}");
+    b.portctl_ok(&["detach", "--now", raw]);
+    assert_clean(b);
 }

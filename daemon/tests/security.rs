@@ -279,7 +279,7 @@ fn bus_portctl_inspect_escapes_what_the_image_says() {
         let out = Command::new(&portctl)
             .args(["--bus-address", &h.bus.address(), "inspect"])
             .args(extra)
-            .args(["evil_1", "minimal"])
+            .arg("evil_1")
             .output()
             .unwrap();
         assert!(
@@ -301,7 +301,7 @@ fn bus_portctl_inspect_escapes_what_the_image_says() {
     );
     // On a terminal (script gives it one), escaped.
     let cmd = format!(
-        "{} --bus-address {} inspect --cat evil_1 minimal",
+        "{} --bus-address {} inspect --cat evil_1",
         portctl.display(),
         h.bus.address()
     );

@@ -47,6 +47,30 @@ pub enum Status {
     Repairable,
     /// The image breaks the rule.
     Failed,
+    /// Something will fail later than the start (a reload, a stop): the service runs.
+    Warning,
+}
+
+/// How bad a finding is, as what would happen at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing fails.
+    Note,
+    /// A secondary command (reload, stop) or a later step fails; the service starts.
+    Warning,
+    /// The service cannot start (or is skipped at start).
+    Error,
+}
+
+/// One thing found about an image: how bad, about which unit and which directive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub unit: Option<String>,
+    /// The setting it is about, `ExecReload=` say.
+    pub directive: Option<String>,
+    pub message: String,
 }
 
 /// One rule of the requirements and how the image fares.
@@ -60,6 +84,8 @@ pub struct Check {
     pub status: Status,
     /// What was found, or each problem, one per line.
     pub details: Vec<String>,
+    /// The problems, with their severity (every `failed` check has an error among them).
+    pub findings: Vec<Finding>,
 }
 
 /// The whole report for one image.
@@ -105,13 +131,39 @@ fn check(rule: &'static str, number: u8, title: &'static str) -> Check {
         title,
         status: Status::Ok,
         details: Vec::new(),
+        findings: Vec::new(),
     }
 }
 
 impl Check {
     fn fail(&mut self, detail: String) {
-        self.status = Status::Failed;
-        self.details.push(detail);
+        self.found(Severity::Error, None, None, detail);
+    }
+
+    /// Records a finding: an error fails the check, a warning makes it a warning.
+    fn found(
+        &mut self,
+        severity: Severity,
+        unit: Option<&str>,
+        directive: Option<&str>,
+        message: String,
+    ) {
+        match severity {
+            Severity::Error => self.status = Status::Failed,
+            Severity::Warning if self.status == Status::Ok => self.status = Status::Warning,
+            _ => {}
+        }
+        self.details.push(match severity {
+            Severity::Error => message.clone(),
+            Severity::Warning => format!("warning: {message}"),
+            Severity::Note => format!("note: {message}"),
+        });
+        self.findings.push(Finding {
+            severity,
+            unit: unit.map(str::to_string),
+            directive: directive.map(str::to_string),
+            message,
+        });
     }
 }
 
@@ -204,8 +256,31 @@ pub fn check_image(req: &Request<'_>) -> Report {
     };
     if unitc.status == Status::Ok {
         if units.is_empty() {
+            let all = find_units(req.root, &[]).unwrap_or_default();
+            let what = if all.is_empty() {
+                "the image has no unit files of these types".to_string()
+            } else {
+                let names: Vec<&str> = all.iter().map(|u| u.name.as_str()).collect();
+                let mut prefixes: Vec<&str> = names
+                    .iter()
+                    .map(|n| &n[..n.find(['-', '@', '.']).unwrap_or(n.len())])
+                    .collect();
+                prefixes.dedup();
+                prefixes.sort();
+                prefixes.dedup();
+                format!(
+                    "the image has {}; name the prefix{} to attach {} (portctl attach IMAGE PREFIX...)",
+                    names.join(", "),
+                    if prefixes.len() == 1 { "" } else { "es" },
+                    prefixes
+                        .iter()
+                        .map(|p| format!("'{p}'"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )
+            };
             unitc.fail(format!(
-                "no unit files matching '{}' in {} (looked for .service, .socket, .target, .timer and .path files)",
+                "no unit files matching '{}' in {} (looked for .service, .socket, .target, .timer and .path files): {what}",
                 matches.join("', '"),
                 "/etc/systemd/system, /usr/lib/systemd/system, /lib/systemd/system and the rest of the unit search path",
             ));
@@ -339,6 +414,8 @@ pub fn check_image(req: &Request<'_>) -> Report {
         ));
     }
 
+    let start = check_start(req, &units);
+
     Report {
         image: req.image.clone(),
         writable: req.writable,
@@ -346,30 +423,53 @@ pub fn check_image(req: &Request<'_>) -> Report {
         matches,
         os_release: release.map(|r| r.path),
         units: units.iter().map(|u| u.name.clone()).collect(),
-        checks: vec![exec, tree, osr, unitc, files, dirs, loader, conf],
+        checks: vec![exec, tree, osr, unitc, files, dirs, loader, conf, start],
         missing,
     }
 }
 
 /// The program paths of a service's `Exec*=` lines, in order, without duplicates.
-fn exec_programs(unit: &UnitFile) -> Vec<(String, String)> {
+/// The program paths of a service's `Exec*=` lines, in order, without duplicates: the setting,
+/// the program, and whether a failure of it is ignored (`-` prefix).
+fn exec_programs(unit: &UnitFile) -> Vec<(String, String, bool)> {
     let text = String::from_utf8_lossy(&unit.content);
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(String, String, bool)> = Vec::new();
     for a in unit_file::parse(&text) {
         if a.section != "Service" || !EXEC_KEYS.contains(&a.key.as_str()) {
             continue;
         }
         if a.value.is_empty() {
-            out.retain(|(k, _)| *k != a.key);
+            out.retain(|(k, _, _)| *k != a.key);
             continue;
         }
+        let prefixes: String = a
+            .value
+            .chars()
+            .take_while(|c| "@-:+!|".contains(*c))
+            .collect();
         if let Some(p) = unit_file::exec_program(&a.value) {
-            if !p.contains('%') && !out.iter().any(|(_, q)| *q == p) {
-                out.push((a.key, p));
+            if !p.contains('%') && !out.iter().any(|(_, q, _)| *q == p) {
+                out.push((a.key, p, prefixes.contains('-')));
             }
         }
     }
     out
+}
+
+/// What a failing program of `key` costs: the start (an error), or a later step.
+fn exec_severity(key: &str, ignored: bool) -> (Severity, &'static str) {
+    match (key, ignored) {
+        (_, true) => (Severity::Note, "its failure is ignored (the '-' prefix)"),
+        ("ExecReload", _) => (
+            Severity::Warning,
+            "the service starts, but reloading it fails",
+        ),
+        ("ExecStop" | "ExecStopPost", _) => (
+            Severity::Warning,
+            "the service starts, but stopping it runs no command of its own",
+        ),
+        _ => (Severity::Error, "the service cannot start"),
+    }
 }
 
 /// Resolves a program name inside the image as systemd would: absolute as is, otherwise the
@@ -414,14 +514,20 @@ fn check_executable_file(root: &ImageRoot, path: &Path) -> Result<(), String> {
 fn check_programs(root: &ImageRoot, units: &[UnitFile], exec: &mut Check, loader: &mut Check) {
     let mut done = BTreeSet::new();
     for unit in units.iter().filter(|u| u.name.ends_with(".service")) {
-        for (key, program) in exec_programs(unit) {
+        for (key, program, ignored) in exec_programs(unit) {
             let path = resolve_program(root, &program);
             if !done.insert(path.clone()) {
                 continue;
             }
             let who = format!("{}: {key}={}", unit.name, path.display());
             if let Err(e) = check_executable_file(root, &path) {
-                exec.fail(format!("{}: {e}", unit.name));
+                let (severity, what) = exec_severity(&key, ignored);
+                exec.found(
+                    severity,
+                    Some(&unit.name),
+                    Some(&format!("{key}=")),
+                    format!("{}: {key}={}: {e}; {what}", unit.name, path.display()),
+                );
                 continue;
             }
             let file = match root.open_regular(&path) {
@@ -525,4 +631,209 @@ pub fn repair(root: &ImageRoot, missing: &[RequiredPath]) -> io::Result<Vec<Crea
         }
     }
     Ok(created)
+}
+
+/// The conditions systemd checks on the host, not in the service's root: a path the image
+/// has and the host lacks makes the unit skipped (Condition) or failed (Assert) at start.
+const HOST_CONDITIONS: [&str; 9] = [
+    "PathExists",
+    "PathIsDirectory",
+    "PathIsSymbolicLink",
+    "PathIsMountPoint",
+    "PathIsReadWrite",
+    "DirectoryNotEmpty",
+    "FileNotEmpty",
+    "FileIsExecutable",
+    "PathExistsGlob",
+];
+
+/// Whether `path` passes the test of `kind` under `root` (`None`: not evaluated here).
+fn condition_holds(root: &ImageRoot, kind: &str, path: &Path) -> Option<bool> {
+    let st = root.stat(path).ok()?;
+    let is = |k: NodeKind| st.as_ref().is_some_and(|s| NodeKind::of(s) == k);
+    Some(match kind {
+        "PathExists" => st.is_some(),
+        "PathIsDirectory" => is(NodeKind::Directory),
+        "FileIsExecutable" => {
+            is(NodeKind::File) && st.as_ref().is_some_and(|s| s.st_mode & 0o111 != 0)
+        }
+        "FileNotEmpty" => is(NodeKind::File) && st.as_ref().is_some_and(|s| s.st_size > 0),
+        "DirectoryNotEmpty" => {
+            is(NodeKind::Directory)
+                && root
+                    .read_dir(path)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|e| !e.is_empty())
+        }
+        _ => return None,
+    })
+}
+
+/// Whether a user who is neither the owner nor in the group of anything (a dynamic user) can
+/// read `path` of the image: every directory on the way searchable by others, the file
+/// readable by others. Returns the first obstacle.
+fn unreadable_by_others(root: &ImageRoot, path: &Path) -> Option<String> {
+    let mut at = std::path::PathBuf::from("/");
+    for c in path.components().skip(1) {
+        let st = root.stat(&at).ok()??;
+        if st.st_mode & 0o001 == 0 {
+            return Some(format!("{} is {:04o}", at.display(), st.st_mode & 0o7777));
+        }
+        at.push(c);
+    }
+    let st = root.stat(path).ok()??;
+    (st.st_mode & 0o004 == 0).then(|| format!("{} is {:04o}", path.display(), st.st_mode & 0o7777))
+}
+
+/// Rule 9 (ours): what systemd will do at start, predicted: conditions it checks on the host,
+/// files named by the commands that the profile's dynamic user cannot read, network the
+/// profile takes away.
+fn check_start(req: &Request<'_>, units: &[UnitFile]) -> Check {
+    let mut c = check(
+        "start",
+        9,
+        "the units can start under the profile (host-checked conditions, readable files, network)",
+    );
+    let r = crate::confine::Restrictions::of(req.profile);
+    let host = req.host.fs();
+    for u in units {
+        let text = String::from_utf8_lossy(&u.content);
+        for a in unit_file::parse(&text) {
+            // Conditions and assertions (checked by PID 1, on the host).
+            if a.section == "Unit" {
+                let (assert, kind) = match (
+                    a.key.strip_prefix("Condition"),
+                    a.key.strip_prefix("Assert"),
+                ) {
+                    (Some(k), _) => (false, k),
+                    (_, Some(k)) => (true, k),
+                    _ => continue,
+                };
+                if !HOST_CONDITIONS.contains(&kind) {
+                    continue;
+                }
+                let v = a.value.trim();
+                let trigger = v.starts_with('|');
+                let v = v.trim_start_matches('|');
+                let negate = v.starts_with('!');
+                let path = Path::new(v.trim_start_matches('!'));
+                if !path.is_absolute() || v.contains('%') {
+                    continue;
+                }
+                let directive = format!("{}=", a.key);
+                let on_host = condition_holds(host, kind, path).map(|h| h != negate);
+                let in_image = condition_holds(req.root, kind, path).map(|h| h != negate);
+                match (on_host, in_image) {
+                    (Some(false), _) => {
+                        let (severity, what) = match (assert, trigger) {
+                            (_, true) => (Severity::Warning, "one of its triggering conditions fails"),
+                            (false, false) => (Severity::Error, "the unit is skipped at start and never runs"),
+                            (true, false) => (Severity::Error, "the unit fails to start"),
+                        };
+                        c.found(
+                            severity,
+                            Some(&u.name),
+                            Some(&directive),
+                            format!(
+                                "{}: {}={} is checked on the host, not in the image, and fails there: {what}",
+                                u.name, a.key, a.value
+                            ),
+                        );
+                    }
+                    (Some(true), Some(false)) => c.found(
+                        Severity::Note,
+                        Some(&u.name),
+                        Some(&directive),
+                        format!(
+                            "{}: {}={} is checked on the host (where it holds), not in the image (where it would not)",
+                            u.name, a.key, a.value
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
+            if a.section != "Service" || !u.name.ends_with(".service") {
+                continue;
+            }
+            // Files named by the commands, for a dynamic user.
+            if r.dynamic_user && EXEC_KEYS.contains(&a.key.as_str()) {
+                let words =
+                    unit_file::split_words(a.value.trim_start_matches(['@', '-', ':', '+', '!']))
+                        .unwrap_or_default();
+                for w in words
+                    .iter()
+                    .skip(1)
+                    .filter(|w| w.starts_with('/') && !w.contains('%'))
+                {
+                    let p = Path::new(w.as_str());
+                    let regular = matches!(req.root.stat(p), Ok(Some(st)) if NodeKind::of(&st) == NodeKind::File);
+                    if !regular {
+                        continue;
+                    }
+                    if let Some(why) = unreadable_by_others(req.root, p) {
+                        let (severity, what) = exec_severity(&a.key, false);
+                        c.found(
+                            severity,
+                            Some(&u.name),
+                            Some(&format!("{}=", a.key)),
+                            format!(
+                                "{}: {}= names {w}, which the dynamic user of profile '{}' cannot read ({why}); {what}",
+                                u.name, a.key, req.profile.name
+                            ),
+                        );
+                    }
+                }
+            }
+            // Network the unit says it uses, and the profile takes away.
+            if a.key == "RestrictAddressFamilies" {
+                if let Some((false, families)) = crate::confine::list(&a.value) {
+                    let inet: Vec<&String> = families
+                        .iter()
+                        .filter(|f| f.starts_with("AF_INET"))
+                        .collect();
+                    if inet.is_empty() {
+                        continue;
+                    }
+                    let denied = r
+                        .families
+                        .as_ref()
+                        .is_some_and(|allowed| inet.iter().all(|f| !allowed.contains(*f)));
+                    if denied {
+                        c.found(
+                            Severity::Error,
+                            Some(&u.name),
+                            Some("RestrictAddressFamilies="),
+                            format!(
+                                "{}: it uses {} (RestrictAddressFamilies={}), which profile '{}' does not allow: its sockets cannot be opened",
+                                u.name,
+                                inet.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                                a.value,
+                                req.profile.name
+                            ),
+                        );
+                    } else if r.private_network {
+                        c.found(
+                            Severity::Warning,
+                            Some(&u.name),
+                            Some("RestrictAddressFamilies="),
+                            format!(
+                                "{}: it uses {}, and profile '{}' gives it a network of its own (PrivateNetwork=yes): nobody outside can reach it",
+                                u.name,
+                                inet.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                                req.profile.name
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if c.status == Status::Ok && !units.is_empty() {
+        c.details.push(format!(
+            "nothing predicts a failed start under profile '{}'",
+            req.profile.name
+        ));
+    }
+    c
 }

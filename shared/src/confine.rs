@@ -121,17 +121,17 @@ impl fmt::Display for Widening {
 
 /// What the profile restricts, as far as the checks need it.
 #[derive(Debug, Default)]
-struct Restrictions {
-    dynamic_user: bool,
+pub(crate) struct Restrictions {
+    pub(crate) dynamic_user: bool,
     private_users: bool,
     no_new_privileges: bool,
-    private_network: bool,
+    pub(crate) private_network: bool,
     private_devices: bool,
     ip_deny_any: bool,
     /// The bounding set, when the profile has one.
     capabilities: Option<BTreeSet<String>>,
     /// The allowed address families, when the profile has an allow list.
-    families: Option<BTreeSet<String>>,
+    pub(crate) families: Option<BTreeSet<String>>,
 }
 
 fn words(v: &str) -> Vec<String> {
@@ -139,7 +139,7 @@ fn words(v: &str) -> Vec<String> {
 }
 
 /// A capability or address-family list: `Some(~, names)`; `None` for a reset (empty value).
-fn list(v: &str) -> Option<(bool, Vec<String>)> {
+pub(crate) fn list(v: &str) -> Option<(bool, Vec<String>)> {
     let (inverted, rest) = match v.strip_prefix('~') {
         Some(r) => (true, r),
         None => (false, v),
@@ -149,7 +149,7 @@ fn list(v: &str) -> Option<(bool, Vec<String>)> {
 }
 
 impl Restrictions {
-    fn of(profile: &Profile) -> Self {
+    pub(crate) fn of(profile: &Profile) -> Self {
         let mut r = Self::default();
         let set = |flag: &mut bool, v: &str| {
             if let Some(b) = parse_bool(v) {

@@ -34,6 +34,14 @@ pub mod unit_file;
 pub mod units;
 
 pub use error::{Error, Result};
+
+/// What the command-line tools need of the process itself.
+pub mod process {
+    /// SIGPIPE ends the process quietly, as it does a C tool (see `sys::default_sigpipe`).
+    pub fn default_sigpipe() {
+        crate::sys::default_sigpipe();
+    }
+}
 pub use host::Host;
 pub use image::{Image, ImageType};
 pub use root::ImageRoot;

@@ -383,10 +383,10 @@ impl Host {
             )));
         }
         if units.is_empty() {
-            return Err(Error::InvalidArgs(format!(
-                "Couldn't find any matching unit files in image '{}', refusing.",
-                image.path.display()
-            )));
+            return Err(no_matching_units(
+                &image.path.display().to_string(),
+                &o.extensions,
+            ));
         }
         // A unit name may be 255 bytes long, its drop-in directory (NAME.d) may not.
         if let Some((u, _)) = units.iter().find(|(u, _)| u.name.len() + 2 > NAME_MAX) {
@@ -1345,6 +1345,18 @@ fn extension_release(
         })
 }
 
+/// v252's refusal of an image (and extensions) without matching unit files.
+fn no_matching_units(image: &str, extensions: &[String]) -> Error {
+    let also = if extensions.is_empty() {
+        String::new()
+    } else {
+        format!("' or any of its extensions '{}", extensions.join(", "))
+    };
+    Error::InvalidArgs(format!(
+        "Couldn't find any matching unit files in image '{image}{also}', refusing."
+    ))
+}
+
 /// An extension image's path and the raw bytes of its extension-release file.
 pub type ExtensionReleaseBytes = (String, Vec<u8>);
 
@@ -1409,12 +1421,20 @@ impl Host {
             }
         }
         meta.units.sort_by(|a, b| a.0.cmp(&b.0));
+        if meta.units.is_empty() {
+            return Err(no_matching_units(&meta.path, extensions));
+        }
         Ok((meta, releases))
     }
 
-    /// The image's os-release and its unit files matching `matches` (all when empty).
+    /// The image's os-release and its unit files matching `matches` (all when empty); an
+    /// image without any is refused, as v252's `portable_extract()` refuses it.
     pub fn image_metadata(&self, arg: &str, matches: &[String]) -> Result<Metadata> {
-        self.image_metadata_within(arg, matches, &mut Budget::default())
+        let meta = self.image_metadata_within(arg, matches, &mut Budget::default())?;
+        if meta.units.is_empty() {
+            return Err(no_matching_units(&meta.path, &[]));
+        }
+        Ok(meta)
     }
 
     fn image_metadata_within(

@@ -811,3 +811,34 @@ impl PrivateBus {
         }
     }
 }
+
+/// A raw image at `out` made of the directory tree `tree`: `squashfs` or `ext4` (sized for the
+/// tree, with room to spare).
+pub fn raw_image_from_tree(tree: &Path, out: &Path, format: &str) -> PathBuf {
+    let st = match format {
+        "squashfs" => Command::new("mksquashfs")
+            .arg(tree)
+            .arg(out)
+            .args(["-noappend", "-quiet"])
+            .stdout(std::process::Stdio::null())
+            .status(),
+        "ext4" => {
+            let du = Command::new("du").args(["-sk"]).arg(tree).output().unwrap();
+            let kib: u64 = String::from_utf8_lossy(&du.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|k| k.parse().ok())
+                .unwrap_or(0);
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-d"])
+                .arg(tree)
+                .arg(out)
+                .arg(format!("{}k", kib * 3 / 2 + 16384))
+                .status()
+        }
+        f => panic!("no raw format {f}"),
+    }
+    .unwrap();
+    assert!(st.success(), "{format} of {}", tree.display());
+    out.to_path_buf()
+}

@@ -76,6 +76,17 @@ pub mod loopdev;
 pub mod mount;
 pub mod sandbox;
 
+/// Gives SIGPIPE its default action back (Rust's runtime ignores it), so that a command line
+/// tool whose reader went away (`portctl list | head -1`) ends quietly as C tools do, instead
+/// of failing on every write.
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL installs no handler; signal() only changes this process's disposition
+    // of SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Sets the inode flags (`FS_IOC_SETFLAGS`) of an open file or directory.
 pub fn set_inode_flags(fd: BorrowedFd<'_>, flags: libc::c_long) -> io::Result<()> {
     // SAFETY: FS_IOC_SETFLAGS reads one `long` from the pointer, a live local.
