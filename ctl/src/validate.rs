@@ -64,7 +64,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             if !cli.quiet {
                 eprintln!(
                     "{} {}",
-                    if c.kind == "mkdir" {
+                    if c.kind == compliance::RepairKind::Mkdir {
                         "Created directory"
                     } else {
                         "Created file"

@@ -180,7 +180,9 @@ fn completions_and_man_page() {
     }
     // The main page, and one for every verb it names (issue: no page it points to missing).
     let s = Scratch::new();
-    assert!(portctl(&["man", s.path().to_str().unwrap()]).status.success());
+    assert!(portctl(&["man", s.path().to_str().unwrap()])
+        .status
+        .success());
     let man = std::fs::read_to_string(s.join("portctl.1")).unwrap();
     assert!(
         man.contains(".TH portctl") && man.contains("reattach"),

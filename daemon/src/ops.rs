@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use portctl_dbus::error::{self as names, PortableError};
 use portctl_engine::names::{parse_image_ref, ImageRef};
-use portctl_engine::portable::{AttachOptions, Change, CopyMode, Flags};
+use portctl_engine::portable::{AttachOptions, Change, CopyMode, DetachOptions, Flags};
 use zbus::message::Header;
 use zbus::Connection;
 
@@ -90,7 +90,7 @@ impl Call<'_> {
         let (m, releases) = self
             .state
             .blocking(move |h, _| {
-                h.image_metadata_layers(&image, &extensions, &matches, flags.force_extension)
+                h.image_metadata(&image, &extensions, &matches, flags.force_extension)
             })
             .await?;
         Ok((
@@ -115,7 +115,7 @@ impl Call<'_> {
         }
         let s = self
             .state
-            .blocking(move |h, pid1| h.image_state_layers(pid1, &image, &extensions))
+            .blocking(move |h, pid1| h.image_state(pid1, &image, &extensions))
             .await?;
         Ok(s.as_str().to_string())
     }
@@ -166,11 +166,14 @@ impl Call<'_> {
     ) -> Result<Changes, PortableError> {
         self.auth(Action::Attach).await?;
         tracing::info!(image = %image, ?extensions, runtime = flags.runtime, "detach");
+        let o = DetachOptions {
+            extensions,
+            runtime: flags.runtime,
+            force: flags.force_attach,
+        };
         let changes = self
             .state
-            .blocking(move |h, pid1| {
-                h.detach_layers(pid1, &image, &extensions, flags.runtime, flags.force_attach)
-            })
+            .blocking(move |h, pid1| h.detach(pid1, &image, &o))
             .await?;
         Ok(wire(changes))
     }

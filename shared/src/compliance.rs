@@ -101,6 +101,8 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// Every path the profile mounts over that the image lacks.
     pub missing: Vec<RequiredPath>,
+    /// The paths it mounts over that are there, but of the wrong kind (each as a sentence).
+    pub wrong_kind: Vec<String>,
 }
 
 impl Report {
@@ -323,6 +325,7 @@ pub fn check_image(req: &Request<'_>) -> Report {
         "the mount points of the API and temporary file systems",
     );
     let mut missing = Vec::new();
+    let mut wrong_kind = Vec::new();
     for r in required_paths(req.host, &req.profile.content) {
         let target = match r.kind {
             PathKind::File => &mut files,
@@ -350,6 +353,17 @@ pub fn check_image(req: &Request<'_>) -> Report {
             Ok(Some(st)) => {
                 let is_dir = NodeKind::of(&st) == NodeKind::Directory;
                 if is_dir != (r.kind == PathKind::Directory) {
+                    wrong_kind.push(format!(
+                        "{} is a {}, but {} needs a {}",
+                        r.path,
+                        NodeKind::of(&st),
+                        r.reason,
+                        if r.kind == PathKind::Directory {
+                            "directory"
+                        } else {
+                            "file"
+                        }
+                    ));
                     target.fail(format!(
                         "{} is a {}, but {} needs a {}",
                         r.path,
@@ -425,6 +439,7 @@ pub fn check_image(req: &Request<'_>) -> Report {
         units: units.iter().map(|u| u.name.clone()).collect(),
         checks: vec![exec, tree, osr, unitc, files, dirs, loader, conf, start],
         missing,
+        wrong_kind,
     }
 }
 
@@ -582,55 +597,85 @@ fn check_interpreter(root: &ImageRoot, who: &str, interp: &str, what: &str, load
     }
 }
 
-/// What [`repair`] did: `mkdir` or `write` of a path inside the image.
+/// What [`repair`] did to one path inside the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepairKind {
+    /// A directory was made.
+    Mkdir,
+    /// An empty file was made.
+    Write,
+}
+
+impl std::fmt::Display for RepairKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Mkdir => "mkdir",
+            Self::Write => "write",
+        })
+    }
+}
+
+/// One path [`repair`] created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Created {
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: RepairKind,
     pub path: PathBuf,
+}
+
+/// Removes what [`repair`] created, the last first (best effort: what cannot be removed
+/// stays, an empty directory or file).
+pub fn undo_repair(root: &ImageRoot, created: &[Created]) {
+    for c in created.iter().rev() {
+        let _ = match c.kind {
+            RepairKind::Mkdir => root.rmdir(&c.path),
+            RepairKind::Write => root.unlink(&c.path),
+        };
+    }
 }
 
 /// Creates the missing paths of a writable image: directories (0755, the temporary ones
 /// 1777) with their parents, and empty files (0644).
 pub fn repair(root: &ImageRoot, missing: &[RequiredPath]) -> io::Result<Vec<Created>> {
     let mut created = Vec::new();
+    let made = repair_into(root, missing, &mut created);
+    if let Err(e) = made {
+        // Nothing half-done: what this call created goes again.
+        undo_repair(root, &created);
+        return Err(e);
+    }
+    Ok(created)
+}
+
+fn repair_into(
+    root: &ImageRoot,
+    missing: &[RequiredPath],
+    created: &mut Vec<Created>,
+) -> io::Result<()> {
+    let mkdir = |p: PathBuf| Created {
+        kind: RepairKind::Mkdir,
+        path: p,
+    };
     for r in missing {
         let path = Path::new(&r.path);
+        if let Some(parent) = path.parent() {
+            created.extend(root.mkdir_p(parent, 0o755)?.into_iter().map(mkdir));
+        }
         match r.kind {
             PathKind::Directory => {
-                if let Some(parent) = path.parent() {
-                    for p in root.mkdir_p(parent, 0o755)? {
-                        created.push(Created {
-                            kind: "mkdir",
-                            path: p,
-                        });
-                    }
-                }
-                for p in root.mkdir_p(path, r.mode)? {
-                    created.push(Created {
-                        kind: "mkdir",
-                        path: p,
-                    });
-                }
+                created.extend(root.mkdir_p(path, r.mode)?.into_iter().map(mkdir))
             }
             PathKind::File => {
-                if let Some(parent) = path.parent() {
-                    for p in root.mkdir_p(parent, 0o755)? {
-                        created.push(Created {
-                            kind: "mkdir",
-                            path: p,
-                        });
-                    }
-                }
                 root.create_empty_file(path, r.mode)?;
                 created.push(Created {
-                    kind: "write",
+                    kind: RepairKind::Write,
                     path: path.to_path_buf(),
                 });
             }
         }
     }
-    Ok(created)
+    Ok(())
 }
 
 /// The conditions systemd checks on the host, not in the service's root: a path the image

@@ -58,7 +58,7 @@ impl Host {
     pub fn remove_image(&self, pid1: &dyn ServiceManager, arg: &str) -> Result<()> {
         let image = self.find_image(arg)?;
         let _guard = self.write_guard();
-        if self.image_state(pid1, &image.name)? != State::Detached {
+        if self.image_state(pid1, &image.name, &[])? != State::Detached {
             return Err(Error::Busy(format!(
                 "Image '{}' is not detached, refusing.",
                 image.name

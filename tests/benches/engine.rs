@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use portctl_engine::os_release::OsRelease;
-use portctl_engine::portable::{AttachOptions, CopyMode, Offline};
+use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
 use portctl_engine::Host;
 use portctl_tests::{attach_host, mkimage, Scratch};
 
@@ -51,7 +51,8 @@ fn attach_detach(bencher: divan::Bencher, image: &str) {
     let arg = format!("/var/lib/portables/{image}");
     bencher.bench_local(|| {
         host.attach(&Offline, &arg, &opts()).unwrap();
-        host.detach(&Offline, &arg, false, false).unwrap();
+        host.detach(&Offline, &arg, &DetachOptions::new(false, false))
+            .unwrap();
     });
 }
 
@@ -96,7 +97,7 @@ fn list_1000_images(bencher: divan::Bencher) {
 #[divan::bench(sample_count = 50)]
 fn metadata_50_units(bencher: divan::Bencher) {
     let (_s, host) = host_with(&[("fifty_1.raw", &["--format", "squashfs", "--units", "50"])]);
-    bencher.bench_local(|| host.image_metadata("fifty_1", &[]).unwrap());
+    bencher.bench_local(|| host.image_metadata("fifty_1", &[], &[], false).unwrap());
 }
 
 /// Parsing an os-release file.

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use portctl_engine::portable::{AttachOptions, CopyMode, Offline, ServiceManager};
+use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline, ServiceManager};
 use portctl_engine::{Error, Host};
 use portctl_tests::{attach_host, mkimage, set_immutable, snapshot, Scratch};
 
@@ -82,21 +82,27 @@ fn attach_directory_image_writes_what_v252_writes() {
         ]
     );
     assert_eq!(
-        host.image_state(&Offline, "minimal_1").unwrap().as_str(),
+        host.image_state(&Offline, "minimal_1", &[])
+            .unwrap()
+            .as_str(),
         "attached"
     );
     assert_eq!(
-        host.image_state(&Offline, "minimal_2").unwrap().as_str(),
+        host.image_state(&Offline, "minimal_2", &[])
+            .unwrap()
+            .as_str(),
         "attached",
         "v252 ignores versions"
     );
     assert_eq!(
-        host.image_state(&Offline, "other").unwrap().as_str(),
+        host.image_state(&Offline, "other", &[]).unwrap().as_str(),
         "detached"
     );
 
     // Detach by name: everything goes, in the reference's order.
-    let changes = host.detach(&Offline, "minimal_1", false, false).unwrap();
+    let changes = host
+        .detach(&Offline, "minimal_1", &DetachOptions::new(false, false))
+        .unwrap();
     assert_eq!(
         list(&changes),
         [
@@ -112,7 +118,9 @@ fn attach_directory_image_writes_what_v252_writes() {
     after.retain(|l| !l.starts_with("/etc/portables "));
     assert_eq!(after, before, "no trace left");
     assert_eq!(
-        host.image_state(&Offline, "minimal_1").unwrap().as_str(),
+        host.image_state(&Offline, "minimal_1", &[])
+            .unwrap()
+            .as_str(),
         "detached"
     );
 }
@@ -152,11 +160,17 @@ fn raw_runtime_copy_and_symlink_modes() {
         fs::read(s.join("/usr/lib/systemd/portable/profile/strict/service.conf")).unwrap()
     );
     assert_eq!(
-        host.image_state(&Offline, "minimal_2").unwrap().as_str(),
+        host.image_state(&Offline, "minimal_2", &[])
+            .unwrap()
+            .as_str(),
         "attached-runtime"
     );
-    host.detach(&Offline, "/srv/minimal_2.raw", true, false)
-        .unwrap();
+    host.detach(
+        &Offline,
+        "/srv/minimal_2.raw",
+        &DetachOptions::new(true, false),
+    )
+    .unwrap();
     assert!(!s.join(a).exists() && !s.join("/run/portables/minimal_2.raw").exists());
 
     // Symlink mode links the unit into the directory image.
@@ -168,7 +182,8 @@ fn raw_runtime_copy_and_symlink_modes() {
         )
         .unwrap();
     assert!(list(&changes).contains(&"symlink /etc/systemd/system.attached/minimal-test.service /var/lib/portables/minimal_1/usr/lib/systemd/system/minimal-test.service".to_string()));
-    host.detach(&Offline, "minimal_1", false, false).unwrap();
+    host.detach(&Offline, "minimal_1", &DetachOptions::new(false, false))
+        .unwrap();
 }
 
 struct Active(&'static str);
@@ -234,7 +249,11 @@ fn checks_before_writing() {
     host.attach(&Offline, "minimal_1", &o).unwrap();
     let attached = nothing();
     let e = host
-        .detach(&Active("minimal-test.service"), "minimal_1", false, false)
+        .detach(
+            &Active("minimal-test.service"),
+            "minimal_1",
+            &DetachOptions::new(false, false),
+        )
         .unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -242,12 +261,14 @@ fn checks_before_writing() {
     );
     assert_eq!(nothing(), attached);
     assert_eq!(
-        host.image_state(&Active("minimal-test.service"), "minimal_1")
+        host.image_state(&Active("minimal-test.service"), "minimal_1", &[])
             .unwrap()
             .as_str(),
         "running"
     );
-    let e = host.detach(&Offline, "other", false, false).unwrap_err();
+    let e = host
+        .detach(&Offline, "other", &DetachOptions::new(false, false))
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "No unit files associated with 'other' found attached to the system. Image not attached?"
@@ -276,7 +297,8 @@ fn read_only_image_missing_mount_points() {
     forced.force = true;
     host.attach(&Offline, "minimal_ro", &forced).unwrap();
     set_immutable(&img, false);
-    host.detach(&Offline, "minimal_ro", false, false).unwrap();
+    host.detach(&Offline, "minimal_ro", &DetachOptions::new(false, false))
+        .unwrap();
 
     // A writable image gets them created, reported first.
     let rw = s.join("/var/lib/portables/minimal_rw");
@@ -304,7 +326,7 @@ fn user_drop_ins_give_enotempty_after_removing_the_rest() {
     let d = s.join("/etc/systemd/system.attached/minimal-test.service.d");
     fs::write(d.join("50-mine.conf"), "[Service]\n").unwrap();
     let e = host
-        .detach(&Offline, "minimal_1", false, false)
+        .detach(&Offline, "minimal_1", &DetachOptions::new(false, false))
         .unwrap_err();
     assert!(matches!(e, Error::NotEmpty(_)), "{e}");
     assert!(e.to_string().contains("minimal-test.service.d"), "{e}");
@@ -391,11 +413,14 @@ fn reattach_swaps_versions_and_reports_both_lists() {
     )
     .unwrap();
     assert_eq!(
-        host.image_state(&Offline, "minimal_2").unwrap().as_str(),
+        host.image_state(&Offline, "minimal_2", &[])
+            .unwrap()
+            .as_str(),
         "attached"
     );
     // Nothing attached: NoSuchUnit, nothing changes.
-    host.detach(&Offline, "minimal_2", false, false).unwrap();
+    host.detach(&Offline, "minimal_2", &DetachOptions::new(false, false))
+        .unwrap();
     let e = host
         .reattach(
             &Offline,
@@ -517,10 +542,14 @@ fn mixed_copies_the_image_and_detach_removes_the_copy() {
     // The original can go: the service keeps its copy.
     fs::remove_file(s.join("/srv/minimal_5.raw")).unwrap();
     assert_eq!(
-        host.image_state(&Offline, "minimal_5").unwrap().as_str(),
+        host.image_state(&Offline, "minimal_5", &[])
+            .unwrap()
+            .as_str(),
         "attached"
     );
-    let changes = host.detach(&Offline, "minimal_5", false, false).unwrap();
+    let changes = host
+        .detach(&Offline, "minimal_5", &DetachOptions::new(false, false))
+        .unwrap();
     assert!(list(&changes).contains(&"unlink /etc/portables/minimal_5.raw".to_string()));
     assert!(!s.join("/etc/portables/minimal_5.raw").exists());
 
@@ -545,7 +574,8 @@ fn mixed_copies_the_image_and_detach_removes_the_copy() {
         fs::read_to_string(s.join("/etc/portables/minimal_1/usr/bin/new-file")).unwrap(),
         "v2"
     );
-    host.detach(&Offline, "minimal_1", false, false).unwrap();
+    host.detach(&Offline, "minimal_1", &DetachOptions::new(false, false))
+        .unwrap();
     assert!(!s.join("/etc/portables/minimal_1").exists());
     assert!(
         s.join("/var/lib/portables/minimal_1/usr/bin/minimald")
@@ -571,17 +601,23 @@ fn enabled_state_and_drop_in_only_leftovers() {
     )
     .unwrap();
     assert_eq!(
-        host.image_state(&Offline, "minimal_1").unwrap().as_str(),
+        host.image_state(&Offline, "minimal_1", &[])
+            .unwrap()
+            .as_str(),
         "enabled"
     );
     fs::remove_file(wants.join("minimal-test.service")).unwrap();
     // The unit file is gone (e.g. disabled after a symlink attach): the drop-ins still count.
     fs::remove_file(s.join("/etc/systemd/system.attached/minimal-test.service")).unwrap();
     assert_eq!(
-        host.image_state(&Offline, "minimal_1").unwrap().as_str(),
+        host.image_state(&Offline, "minimal_1", &[])
+            .unwrap()
+            .as_str(),
         "attached"
     );
-    let changes = host.detach(&Offline, "minimal_1", false, false).unwrap();
+    let changes = host
+        .detach(&Offline, "minimal_1", &DetachOptions::new(false, false))
+        .unwrap();
     assert!(list(&changes)
         .contains(&"unlink /etc/systemd/system.attached/minimal-test.service.d".to_string()));
     assert!(!s.join("/etc/systemd/system.attached").exists());
@@ -640,7 +676,8 @@ fn unit_symlinks_out_of_the_image_are_read_inside_it() {
         fs::read_to_string(s.join("/etc/systemd/system.attached/minimal-test.service")).unwrap(),
         "[Service]\nExecStart=/usr/bin/minimald\n"
     );
-    host.detach(&Offline, "minimal_1", false, false).unwrap();
+    host.detach(&Offline, "minimal_1", &DetachOptions::new(false, false))
+        .unwrap();
     // Matches that are no unit-name prefix find nothing, and write nothing.
     for bad in ["../x", "a/b", ""] {
         let mut o = opts("default", false, CopyMode::Auto);
@@ -706,8 +743,12 @@ fn block_device_image() {
         dropin.contains("\nRootImage=/dev/minimal-blk\nEnvironment=PORTABLE=minimal-blk\n"),
         "{dropin}"
     );
-    host.detach(&Offline, "/dev/minimal-blk", false, false)
-        .unwrap();
+    host.detach(
+        &Offline,
+        "/dev/minimal-blk",
+        &DetachOptions::new(false, false),
+    )
+    .unwrap();
     assert!(!s.join("/etc/systemd/system.attached").exists());
 }
 
@@ -735,5 +776,31 @@ fn fs_an_image_link_that_cannot_be_made_fails_no_attach() {
         fs::read_to_string(s.join("/etc/portables")).unwrap(),
         "not a directory\n"
     );
-    host.detach(&Offline, "minimal_1", false, false).unwrap();
+    host.detach(&Offline, "minimal_1", &DetachOptions::new(false, false))
+        .unwrap();
+}
+
+/// The repairs of a writable image are part of the attach: refused by a check against the
+/// host (UnitExists) after a repair was planned, the image stays exactly as it was.
+#[test]
+fn fs_a_refused_attach_leaves_a_writable_image_as_it_was() {
+    let s = Scratch::new();
+    let host = attach_host(&s);
+    let img = mkimage(
+        &s.join("/var/lib/portables/bare_1"),
+        &["--no-mount-points", "--prefix", "minimal"],
+    );
+    fs::create_dir_all(s.join("/lib/systemd/system")).unwrap();
+    fs::write(
+        s.join("/lib/systemd/system/minimal-test.service"),
+        "[Service]\n",
+    )
+    .unwrap();
+    let before = snapshot(s.path(), &["/var/lib/portables", "/etc"]);
+    let e = host
+        .attach(&Offline, "bare_1", &opts("default", false, CopyMode::Auto))
+        .unwrap_err();
+    assert!(matches!(e, Error::UnitExists(_)), "{e}");
+    assert_eq!(snapshot(s.path(), &["/var/lib/portables", "/etc"]), before);
+    assert!(!img.join("proc").exists());
 }

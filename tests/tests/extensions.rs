@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use portctl_engine::portable::{AttachOptions, CopyMode, Offline};
+use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
 use portctl_engine::{Error, Host};
 use portctl_tests::{attach_host, change_lines as list, mkextension, mkimage, snapshot, Scratch};
 
@@ -73,20 +73,30 @@ fn layered_attach_writes_every_layer() {
     ));
     // State: the root alone or with its extension.
     assert_eq!(
-        host.image_state(&Offline, "app_1").unwrap().as_str(),
+        host.image_state(&Offline, "app_1", &[]).unwrap().as_str(),
         "attached"
     );
     assert_eq!(
-        host.image_state_layers(&Offline, "app_1", &["app-ext_1".into()])
+        host.image_state(&Offline, "app_1", &["app-ext_1".into()])
             .unwrap()
             .as_str(),
         "attached"
     );
     // Detaching needs every layer.
-    let e = host.detach(&Offline, "app_1", false, false).unwrap_err();
+    let e = host
+        .detach(&Offline, "app_1", &DetachOptions::new(false, false))
+        .unwrap_err();
     assert!(matches!(e, Error::NoSuchUnit(_)), "{e}");
     let gone = host
-        .detach_layers(&Offline, "app_1", &["app-ext_1".into()], false, false)
+        .detach(
+            &Offline,
+            "app_1",
+            &DetachOptions {
+                extensions: vec!["app-ext_1".into()],
+                runtime: false,
+                force: false,
+            },
+        )
         .unwrap();
     assert!(list(&gone).contains(&"unlink /etc/portables/app-ext_1".to_string()));
     assert!(!s.join(A).exists());
@@ -118,12 +128,14 @@ fn raw_extensions_and_the_relax_flag() {
         ),
         "{dropin}"
     );
-    host.detach_layers(
+    host.detach(
         &Offline,
         "app_1",
-        &["/var/lib/portables/app-sq_1.raw".into()],
-        false,
-        false,
+        &DetachOptions {
+            extensions: vec!["/var/lib/portables/app-sq_1.raw".into()],
+            runtime: false,
+            force: false,
+        },
     )
     .unwrap();
     assert!(!s.join(A).exists());
@@ -206,14 +218,30 @@ fn two_services_on_one_base_image() {
         .unwrap();
     host.attach(&Offline, "app_1", &opts(&["two"], &["two_1"]))
         .unwrap();
-    host.detach_layers(&Offline, "app_1", &["one_1".into()], false, false)
-        .unwrap();
+    host.detach(
+        &Offline,
+        "app_1",
+        &DetachOptions {
+            extensions: vec!["one_1".into()],
+            runtime: false,
+            force: false,
+        },
+    )
+    .unwrap();
     assert!(!s.join(format!("{A}/one-svc.service")).exists());
     assert!(s.join(format!("{A}/two-svc.service")).exists());
     // The base's link stays while two_1 still uses it.
     assert!(fs::symlink_metadata(s.join("/etc/portables/app_1")).is_ok());
-    host.detach_layers(&Offline, "app_1", &["two_1".into()], false, false)
-        .unwrap();
+    host.detach(
+        &Offline,
+        "app_1",
+        &DetachOptions {
+            extensions: vec!["two_1".into()],
+            runtime: false,
+            force: false,
+        },
+    )
+    .unwrap();
     assert!(!s.join(A).exists());
 }
 
@@ -222,7 +250,7 @@ fn two_services_on_one_base_image() {
 fn layered_metadata() {
     let (s, host) = setup();
     let (meta, releases) = host
-        .image_metadata_layers("app_1", &["app-ext_1".into()], &[], false)
+        .image_metadata("app_1", &["app-ext_1".into()], &[], false)
         .unwrap();
     assert_eq!(releases.len(), 1);
     assert_eq!(releases[0].0, "/var/lib/portables/app-ext_1");
@@ -259,8 +287,16 @@ fn confext_layers() {
         dropin.ends_with("ExtensionDirectories=/var/lib/portables/app-conf_1\n"),
         "{dropin}"
     );
-    host.detach_layers(&Offline, "app_1", &["app-conf_1".into()], false, false)
-        .unwrap();
+    host.detach(
+        &Offline,
+        "app_1",
+        &DetachOptions {
+            extensions: vec!["app-conf_1".into()],
+            runtime: false,
+            force: false,
+        },
+    )
+    .unwrap();
     // A confext for another scope is refused.
     fs::write(
         conf.join("etc/extension-release.d/extension-release.app-conf_1"),

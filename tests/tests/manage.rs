@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 
-use portctl_engine::portable::{AttachOptions, CopyMode, Offline};
+use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
 use portctl_engine::{Error, Host, ImageType};
 use portctl_tests::{attach_host, mkimage, Scratch};
 
@@ -52,7 +52,8 @@ fn remove_images() {
         e.to_string(),
         "Image 'minimal_1' is not detached, refusing."
     );
-    host.detach(&Offline, "minimal_1", false, false).unwrap();
+    host.detach(&Offline, "minimal_1", &DetachOptions::new(false, false))
+        .unwrap();
 
     // A read-only (immutable) directory goes, with its .nspawn file.
     host.mark_read_only("minimal_1", true).unwrap();

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use portctl_engine::portable::{AttachOptions, CopyMode, Offline};
+use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
 use portctl_engine::Host;
 use portctl_tests::{mkimage, parse_portablectl_changes, snapshot, SystemdBox};
 
@@ -194,7 +194,9 @@ fn same_files_and_changes_as_systemd_252() {
         // And we detach what the reference attached.
         let (ok, _, err) = portablectl(&b, &args);
         assert!(ok, "{}: {err}", c.what);
-        let ours = host.detach(&Offline, c.arg, c.runtime, false).unwrap();
+        let ours = host
+            .detach(&Offline, c.arg, &DetachOptions::new(c.runtime, false))
+            .unwrap();
         assert_eq!(list(&ours), ref_detach, "{}: detach changes differ", c.what);
         assert_eq!(tree(&root), clean, "{}: our detach left files", c.what);
         assert!(
@@ -322,7 +324,15 @@ fn layered_attach_matches_systemd_252() {
         let (ok, _, err) = portablectl(&b, &["attach", &with, "app_1"]);
         assert!(ok, "{format}: {err}");
         let ours = host
-            .detach_layers(&Offline, "app_1", &[ext.to_string()], false, false)
+            .detach(
+                &Offline,
+                "app_1",
+                &DetachOptions {
+                    extensions: vec![ext.to_string()],
+                    runtime: false,
+                    force: false,
+                },
+            )
             .unwrap();
         let sorted = |mut v: Vec<String>| {
             v.sort();

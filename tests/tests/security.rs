@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use portctl_engine::portable::{AttachOptions, CopyMode, Offline};
+use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
 use portctl_engine::{Error, Host};
 use portctl_tests::{attach_host, loops_backed_by, mkimage, snapshot, Scratch};
 
@@ -143,7 +143,8 @@ fn fs_units_that_widen_their_profile_are_refused_unless_trusted_or_forced() {
         // trusted allows it, and so does --force.
         host.attach(&Offline, "app_1", &opts(&["app"], "trusted"))
             .unwrap_or_else(|e| panic!("{setting} under trusted: {e}"));
-        host.detach(&Offline, "app_1", false, false).unwrap();
+        host.detach(&Offline, "app_1", &DetachOptions::new(false, false))
+            .unwrap();
         let forced = AttachOptions {
             force: true,
             ..opts(&["app"], profile)
@@ -282,7 +283,9 @@ fn fs_detach_matches_whole_image_names_and_prefers_the_exact_version() {
     host.attach(&Offline, "apple_2", &opts(&["apple"], "default"))
         .unwrap();
     // v252 compared names as prefixes: "app_1" detached "apple_2".
-    let e = host.detach(&Offline, "app_1", false, false).unwrap_err();
+    let e = host
+        .detach(&Offline, "app_1", &DetachOptions::new(false, false))
+        .unwrap_err();
     assert!(matches!(e, Error::NoSuchUnit(_)), "{e}");
     assert!(s
         .join("/etc/systemd/system.attached/apple-test.service")
@@ -298,12 +301,14 @@ fn fs_detach_matches_whole_image_names_and_prefers_the_exact_version() {
         host.attach(&Offline, img, &opts(&[unit], "default"))
             .unwrap();
     }
-    host.detach(&Offline, "app_1", false, false).unwrap();
+    host.detach(&Offline, "app_1", &DetachOptions::new(false, false))
+        .unwrap();
     let a = s.join("/etc/systemd/system.attached");
     assert!(!a.join("app-one-test.service").exists());
     assert!(a.join("app-two-test.service").exists(), "app_2 stays");
     // With one version attached, another version's name still finds it (as systemd does).
-    host.detach(&Offline, "app_7", false, false).unwrap();
+    host.detach(&Offline, "app_7", &DetachOptions::new(false, false))
+        .unwrap();
     assert!(!a.join("app-two-test.service").exists());
 }
 

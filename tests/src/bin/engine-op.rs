@@ -2,7 +2,7 @@
 //! operation on the host under ROOT, for the crash-injection tests (`PORTCTL_FAULT_AT=N`
 //! aborts at the N-th injection point).
 
-use portctl_engine::portable::{AttachOptions, CopyMode, Offline};
+use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
 use portctl_engine::Host;
 
 fn main() {
@@ -22,7 +22,9 @@ fn main() {
     };
     let result = match args[2].as_str() {
         "attach" => host.attach(&Offline, image, &opts).map(|_| ()),
-        "detach" => host.detach(&Offline, image, runtime, false).map(|_| ()),
+        "detach" => host
+            .detach(&Offline, image, &DetachOptions::new(runtime, false))
+            .map(|_| ()),
         "reattach" => host.reattach(&Offline, image, &opts).map(|_| ()),
         op => panic!("unknown operation {op}"),
     };

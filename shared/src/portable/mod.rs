@@ -1,0 +1,151 @@
+//! Attach, detach, reattach and state: the on-disk contract with systemd
+//! (docs/compatibility.md). An attach goes in three steps: [`inspect`] reads the host and the
+//! images into plain facts, [`plan`] decides on them without any I/O, and [`apply`] checks
+//! the plan against the host under the write lock and writes it in one transaction.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+mod apply;
+pub mod changes;
+mod detach;
+pub mod inspect;
+mod metadata;
+pub mod plan;
+mod reattach;
+mod state;
+
+pub(crate) use apply::unit_exists_on_host;
+pub use changes::{Change, ChangeType};
+pub use detach::DetachOptions;
+pub use metadata::{ExtensionReleaseBytes, Metadata};
+pub use state::State;
+
+pub const PERSISTENT_ATTACHED: &str = "/etc/systemd/system.attached";
+pub const RUNTIME_ATTACHED: &str = "/run/systemd/system.attached";
+
+/// The longest file name (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// The directory attached units go to.
+pub fn attached_dir(runtime: bool) -> &'static Path {
+    Path::new(if runtime {
+        RUNTIME_ATTACHED
+    } else {
+        PERSISTENT_ATTACHED
+    })
+}
+
+/// Where the link to an image goes: `/etc/portables/<basename>` or `/run/portables/...`.
+pub fn image_link(image_path: &str, runtime: bool) -> PathBuf {
+    let base = image_path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(image_path);
+    Path::new(if runtime {
+        "/run/portables"
+    } else {
+        "/etc/portables"
+    })
+    .join(base)
+}
+
+/// How unit files and profiles get into the attached directory (section 1.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyMode {
+    /// Units copied, profiles symlinked (`""` on the wire).
+    Auto,
+    /// Units and profiles copied.
+    Copy,
+    /// Units symlinked (directory images only), profiles symlinked.
+    Symlink,
+    /// Like auto (units copied, profiles symlinked); the image itself is not copied.
+    Mixed,
+}
+
+impl CopyMode {
+    /// Parses the wire value.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "" | "auto" => Ok(Self::Auto),
+            "copy" => Ok(Self::Copy),
+            "symlink" => Ok(Self::Symlink),
+            "mixed" => Ok(Self::Mixed),
+            _ => Err(Error::InvalidArgs(format!("Unknown copy mode '{s}'"))),
+        }
+    }
+}
+
+/// What the engine asks of the service manager (PID 1). The daemon implements it over
+/// `org.freedesktop.systemd1`; [`Offline`] is for hosts without one.
+pub trait ServiceManager: Sync {
+    /// Whether the unit (for a template: any of its instances) is activating, active,
+    /// reloading or deactivating. The error is a message for the caller.
+    fn is_active(&self, unit: &str) -> std::result::Result<bool, String>;
+}
+
+/// No service manager: no unit can be active.
+pub struct Offline;
+
+impl ServiceManager for Offline {
+    fn is_active(&self, _unit: &str) -> std::result::Result<bool, String> {
+        Ok(false)
+    }
+}
+
+fn active(pid1: &dyn ServiceManager, unit: &str) -> Result<bool> {
+    pid1.is_active(unit).map_err(Error::ServiceManager)
+}
+
+/// The `t flags` argument of the `*WithExtensions` methods (section 1.4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `SD_SYSTEMD_PORTABLE_RUNTIME`
+    pub runtime: bool,
+    /// `SD_SYSTEMD_PORTABLE_FORCE_ATTACH`
+    pub force_attach: bool,
+    /// `SD_SYSTEMD_PORTABLE_FORCE_EXTENSION` (v252: `FORCE_SYSEXT`)
+    pub force_extension: bool,
+}
+
+impl Flags {
+    pub const RUNTIME: u64 = 1 << 0;
+    pub const FORCE_ATTACH: u64 = 1 << 1;
+    pub const FORCE_EXTENSION: u64 = 1 << 2;
+
+    /// Parses the wire value; any bit outside 0x7 is refused as v252 does.
+    pub fn from_bits(bits: u64) -> Result<Self> {
+        if bits & !(Self::RUNTIME | Self::FORCE_ATTACH | Self::FORCE_EXTENSION) != 0 {
+            return Err(Error::InvalidArgs(format!(
+                "Invalid 'flags' parameter '{bits}'"
+            )));
+        }
+        Ok(Self {
+            runtime: bits & Self::RUNTIME != 0,
+            force_attach: bits & Self::FORCE_ATTACH != 0,
+            force_extension: bits & Self::FORCE_EXTENSION != 0,
+        })
+    }
+}
+
+/// Attach options (the arguments of `AttachImage`).
+#[derive(Debug, Clone)]
+pub struct AttachOptions {
+    pub matches: Vec<String>,
+    pub profile: String,
+    pub runtime: bool,
+    pub copy: CopyMode,
+    /// `FORCE_ATTACH`: skip the exists/active checks and replace existing files; also attach
+    /// read-only images that lack mount points.
+    pub force: bool,
+    /// Extension images (names or paths), in overlay order.
+    pub extensions: Vec<String>,
+    /// `FORCE_EXTENSION`: take an extension's single extension-release file whatever its
+    /// name, and let systemd relax its own check (`x-systemd.relax-extension-release-check`).
+    pub relax_extension_check: bool,
+}

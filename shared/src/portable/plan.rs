@@ -1,0 +1,512 @@
+//! The middle of an attach: a pure function of the [`Facts`] an inspection gathered and the
+//! options, which makes every decision (the refusals of v252 and ours, in v252's order) and
+//! describes the files to write, the links to make and the repairs of a writable image. No I/O:
+//! tested with tables, without a file system (`tests` below).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::limits::UNITS_MAX;
+use crate::marker;
+use crate::profile::{PathKind, RequiredPath};
+use crate::root::Content;
+use crate::text::specifier_escape;
+use crate::units::UnitFile;
+
+use super::inspect::{Facts, ProfileFacts};
+use super::metadata::no_matching_units;
+use super::{attached_dir, image_link, AttachOptions, CopyMode, NAME_MAX};
+
+/// A unit as it will be attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedUnit {
+    pub name: String,
+    /// 20-portable.conf.
+    pub dropin: Vec<u8>,
+    /// 10-profile.conf (a link to the profile, or a copy) and the profile's path.
+    pub profile: Option<(Content, String)>,
+    pub unit: Content,
+    /// The change source of the unit: its host path inside a directory image, or "".
+    pub unit_source: String,
+    /// The names enabling it links (`[Install]` `Alias=`, `Also=`, `DefaultInstance=`).
+    pub install_names: Vec<(&'static str, String)>,
+}
+
+/// What an attach will do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub image: Image,
+    /// The extension images, in order, and their links (`/etc|run/portables/<basename>`).
+    pub extensions: Vec<(Image, PathBuf)>,
+    /// `--copy=mixed`: the image is copied to `link` instead of linked there.
+    pub copy_image: bool,
+    /// The attached directory.
+    pub dir: PathBuf,
+    pub units: Vec<PlannedUnit>,
+    pub link: PathBuf,
+    /// What a writable image lacks and the attach creates in it (after the checks against
+    /// the host, with the files).
+    pub repairs: Vec<RequiredPath>,
+}
+
+/// The refusals that need nothing but the options (before anything is read).
+pub fn precheck(o: &AttachOptions) -> Result<()> {
+    if !o.extensions.is_empty() && o.copy == CopyMode::Mixed {
+        return Err(Error::NotSupported(
+            "Copying the image (--copy=mixed) is not supported with extension images.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Decides the attach of `arg` (as given) from what was found.
+pub fn plan(arg: &str, f: &Facts, o: &AttachOptions) -> Result<Plan> {
+    precheck(o)?;
+    let image = &f.image;
+    if !f.has_os_release {
+        return Err(Error::NoOsRelease(arg.to_string()));
+    }
+    if !f.has_id {
+        return Err(Error::Stale(format!(
+            "Image {} os-release metadata lacks the ID field",
+            image.name
+        )));
+    }
+    for e in &f.extensions {
+        if let Some(why) = &e.mismatch {
+            return Err(Error::Stale(format!(
+                "Image {} extension-release metadata does not match the root's: {why}",
+                e.image.name
+            )));
+        }
+    }
+    if f.units.len() > UNITS_MAX {
+        return Err(Error::InvalidArgs(format!(
+            "Image '{}' with its extensions has more than {UNITS_MAX} matching unit files, refusing",
+            image.name
+        )));
+    }
+    let mut allow = f.prefixes.clone();
+    for e in &f.extensions {
+        allow.extend(e.prefixes.iter().cloned());
+    }
+    allow.sort();
+    if !allow.is_empty() && !o.matches.iter().all(|m| allow.contains(m)) {
+        return Err(Error::InvalidArgs(format!(
+            "Selected matches '{}' are not compatible with portable service image '{}', refusing. (Acceptable prefix matches are: {})",
+            o.matches.join("', '"),
+            image.path.display(),
+            allow.join(", ")
+        )));
+    }
+    if f.units.is_empty() {
+        return Err(no_matching_units(
+            &image.path.display().to_string(),
+            &o.extensions,
+        ));
+    }
+    // A unit name may be 255 bytes long, its drop-in directory (NAME.d) may not.
+    if let Some((u, _)) = f.units.iter().find(|(u, _)| u.name.len() + 2 > NAME_MAX) {
+        return Err(Error::InvalidArgs(format!(
+            "Unit file name '{}' of image '{}' is too long to attach: its drop-in directory name would exceed {NAME_MAX} bytes, refusing.",
+            u.name,
+            image.path.display()
+        )));
+    }
+    // The profile: v252 silently attaches without one when it does not exist; we refuse
+    // (docs/compatibility.md). The empty name means no profile.
+    match &f.profile {
+        ProfileFacts::BadName => return Err(Error::BadProfileName(o.profile.clone())),
+        ProfileFacts::Missing => return Err(Error::NoSuchProfile(o.profile.clone())),
+        ProfileFacts::None | ProfileFacts::Found { .. } => {}
+    }
+    // Our addition: the image's units stay within the profile (docs/security.md).
+    if let (Some(p), false) = (f.profile.service(), o.force) {
+        if !f.widenings.is_empty() {
+            return Err(Error::WidensProfile {
+                image: image.path.display().to_string(),
+                profile: p.name.clone(),
+                findings: f.widenings.iter().map(ToString::to_string).collect(),
+            });
+        }
+    }
+    // Our addition: what the profile mounts over must exist in the image.
+    let mut repairs = Vec::new();
+    if let (Some(c), Some(p)) = (&f.compliance, f.profile.service()) {
+        if !c.wrong_kind.is_empty() && !o.force {
+            return Err(Error::InvalidArgs(format!(
+                "Image '{}': {}",
+                image.name,
+                c.wrong_kind.join("; ")
+            )));
+        }
+        if !c.missing.is_empty() {
+            if f.writable {
+                repairs = c.missing.clone();
+            } else if !o.force {
+                return Err(Error::MissingMountPoints {
+                    image: image.path.display().to_string(),
+                    profile: p.name.clone(),
+                    paths: c
+                        .missing
+                        .iter()
+                        .map(|m| match m.kind {
+                            PathKind::Directory => format!("{}/", m.path),
+                            PathKind::File => m.path.clone(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+    }
+
+    let dir = attached_dir(o.runtime).to_path_buf();
+    let link = image_link(&image.path.display().to_string(), o.runtime);
+    let copy_image = o.copy == CopyMode::Mixed;
+    let root = if copy_image {
+        link.clone()
+    } else {
+        image.path.clone()
+    };
+    let extensions: Vec<(Image, PathBuf)> = f
+        .extensions
+        .iter()
+        .map(|e| {
+            let link = image_link(&e.image.path.display().to_string(), o.runtime);
+            (e.image.clone(), link)
+        })
+        .collect();
+    let layers = Layers {
+        root_image: image,
+        root: &root,
+        extensions: &extensions,
+        relax: o.relax_extension_check,
+        os_release: f.host_os_release,
+    };
+    let units = f
+        .units
+        .iter()
+        .map(|(u, from)| {
+            let source = from.map_or(image, |i| &extensions[i].0);
+            plan_unit(&layers, source, from.is_some(), u, &f.profile, o.copy)
+        })
+        .collect();
+    Ok(Plan {
+        image: image.clone(),
+        extensions,
+        copy_image,
+        dir,
+        units,
+        link,
+        repairs,
+    })
+}
+
+/// What a drop-in says about the layers: the root's path (as the units will see it), the
+/// extensions in order, and the host's os-release.
+struct Layers<'a> {
+    root_image: &'a Image,
+    root: &'a Path,
+    extensions: &'a [(Image, PathBuf)],
+    relax: bool,
+    os_release: &'a str,
+}
+
+fn plan_unit(
+    layers: &Layers<'_>,
+    image: &Image,
+    from_extension: bool,
+    u: &UnitFile,
+    profile: &ProfileFacts,
+    copy: CopyMode,
+) -> PlannedUnit {
+    let host_source = image
+        .kind
+        .is_directory()
+        .then(|| image.path.join(u.path.strip_prefix("/").unwrap_or(&u.path)));
+    let unit = match (&host_source, copy) {
+        (Some(src), CopyMode::Symlink) => Content::Symlink(src.clone()),
+        _ => Content::File {
+            data: u.content.clone(),
+            mode: 0o644,
+        },
+    };
+    let profile = match profile {
+        ProfileFacts::Found { by_type, .. } => {
+            let suffix = crate::names::unit_suffix(&u.name).unwrap_or("service");
+            by_type.get(suffix).cloned().flatten().map(|p| {
+                let path = p.path.expect("a profile of the host");
+                let content = if copy == CopyMode::Copy {
+                    Content::File {
+                        data: p.content.into_bytes(),
+                        mode: 0o644,
+                    }
+                } else {
+                    Content::Symlink(path.clone())
+                };
+                (content, path.display().to_string())
+            })
+        }
+        _ => None,
+    };
+    PlannedUnit {
+        install_names: crate::unit_file::install_names(
+            &u.name,
+            &String::from_utf8_lossy(&u.content),
+        ),
+        name: u.name.clone(),
+        dropin: dropin_text(layers, image, from_extension, &u.name),
+        profile,
+        unit,
+        unit_source: host_source
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// The 20-portable.conf of `unit`, which came from `source` (the root, or an extension when
+/// `from_extension`).
+fn dropin_text(layers: &Layers<'_>, source: &Image, from_extension: bool, unit: &str) -> Vec<u8> {
+    let path = layers.root.display().to_string();
+    let ext_paths: Vec<String> = layers
+        .extensions
+        .iter()
+        .map(|(e, _)| e.path.display().to_string())
+        .collect();
+    let mut text = marker::marker_line(&path, &ext_paths);
+    text.push('\n');
+    // Paths and names go into settings: '%' would start a specifier there.
+    let path = specifier_escape(&path);
+    if unit.ends_with(".service") {
+        let os_release = layers.os_release;
+        let base = specifier_escape(&source.file_name());
+        let root = if layers.root_image.kind.is_directory() {
+            "RootDirectory="
+        } else {
+            "RootImage="
+        };
+        text.push_str(&format!(
+            "\n[Service]\n{root}{path}\nEnvironment=PORTABLE={base}\nBindReadOnlyPaths={os_release}:/run/host/os-release\nLogExtraFields=PORTABLE={base}\n"
+        ));
+        // Only a unit that came from an extension is told about the extensions.
+        if from_extension {
+            for (e, _) in layers.extensions {
+                let (key, relax) = if e.kind.is_directory() {
+                    ("ExtensionDirectories=", "")
+                } else if layers.relax {
+                    (
+                        "ExtensionImages=",
+                        ":x-systemd.relax-extension-release-check",
+                    )
+                } else {
+                    ("ExtensionImages=", "")
+                };
+                let e = specifier_escape(&e.path.display().to_string());
+                text.push_str(&format!("{key}{e}{relax}\n"));
+            }
+        }
+    }
+    text.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::image::ImageType;
+    use crate::portable::inspect::{Compliance, Extension};
+    use crate::profile::Profile;
+
+    fn image(path: &str, kind: ImageType) -> Image {
+        let name = Path::new(path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches(".raw")
+            .to_string();
+        Image {
+            name,
+            path: path.into(),
+            kind,
+            read_only: false,
+            crtime_usec: 0,
+            mtime_usec: 0,
+            usage: 0,
+            usage_exclusive: 0,
+            limit: 0,
+            limit_exclusive: 0,
+        }
+    }
+
+    fn unit(name: &str) -> UnitFile {
+        UnitFile {
+            name: name.into(),
+            path: format!("/usr/lib/systemd/system/{name}").into(),
+            content: b"[Service]\nExecStart=/usr/bin/app\n".to_vec(),
+        }
+    }
+
+    fn profile() -> ProfileFacts {
+        let p = Profile {
+            name: "default".into(),
+            path: Some("/usr/lib/systemd/portable/profile/default/service.conf".into()),
+            content: "[Service]\nDynamicUser=yes\n".into(),
+        };
+        ProfileFacts::Found {
+            name: "default".into(),
+            by_type: BTreeMap::from([
+                ("service".to_string(), Some(p)),
+                ("socket".to_string(), None),
+            ]),
+        }
+    }
+
+    /// An image with `app.service`, an os-release with ID=, the default profile, compliant.
+    fn facts() -> Facts {
+        Facts {
+            image: image("/var/lib/portables/app_1", ImageType::Directory),
+            writable: true,
+            has_os_release: true,
+            has_id: true,
+            prefixes: Vec::new(),
+            extensions: Vec::new(),
+            units: vec![(unit("app.service"), None)],
+            profile: profile(),
+            compliance: Some(Compliance::default()),
+            widenings: Vec::new(),
+            host_os_release: "/etc/os-release",
+        }
+    }
+
+    fn opts() -> AttachOptions {
+        AttachOptions {
+            matches: vec!["app".into()],
+            profile: "default".into(),
+            runtime: false,
+            copy: CopyMode::Auto,
+            force: false,
+            extensions: Vec::new(),
+            relax_extension_check: false,
+        }
+    }
+
+    fn missing(path: &str) -> RequiredPath {
+        RequiredPath {
+            path: path.into(),
+            kind: PathKind::Directory,
+            mode: 0o755,
+            reason: "MountAPIVFS=yes".into(),
+        }
+    }
+
+    /// Each row: what changes from the compliant image and options, and the start of the
+    /// error (or "ok").
+    #[test]
+    fn decisions() {
+        type Change = fn(&mut Facts, &mut AttachOptions);
+        let table: &[(&str, Change, &str)] = &[
+            ("compliant", |_, _| {}, "ok"),
+            ("no os-release", |f, _| f.has_os_release = false, "Image 'app_1' lacks os-release data"),
+            ("no ID=", |f, _| f.has_id = false, "Image app_1 os-release metadata lacks the ID field"),
+            ("no units", |f, _| f.units.clear(), "Couldn't find any matching unit files in image '/var/lib/portables/app_1', refusing."),
+            ("prefix not allowed", |f, _| f.prefixes = vec!["other".into()], "Selected matches 'app' are not compatible"),
+            ("prefix allowed", |f, _| f.prefixes = vec!["app".into()], "ok"),
+            ("bad profile name", |f, _| f.profile = ProfileFacts::BadName, "Unit profile name not valid"),
+            ("no such profile", |f, _| f.profile = ProfileFacts::Missing, "Unit profile 'default' not found"),
+            ("mixed with extensions", |_, o| {
+                o.copy = CopyMode::Mixed;
+                o.extensions = vec!["ext".into()];
+            }, "Copying the image (--copy=mixed) is not supported"),
+            ("extension mismatch", |f, _| f.extensions.push(Extension {
+                image: image("/var/lib/portables/ext_1", ImageType::Directory),
+                mismatch: Some("ID differs".into()),
+                prefixes: Vec::new(),
+            }), "Image ext_1 extension-release metadata does not match the root's: ID differs"),
+            ("missing mount point, writable", |f, _| f.compliance = Some(Compliance {
+                missing: vec![missing("/proc")],
+                wrong_kind: Vec::new(),
+            }), "ok"),
+            ("missing mount point, read-only", |f, _| {
+                f.writable = false;
+                f.compliance = Some(Compliance { missing: vec![missing("/proc")], wrong_kind: Vec::new() });
+            }, "Image '/var/lib/portables/app_1' is read-only and lacks what profile 'default' mounts over: /proc/."),
+            ("missing mount point, read-only, forced", |f, o| {
+                f.writable = false;
+                o.force = true;
+                f.compliance = Some(Compliance { missing: vec![missing("/proc")], wrong_kind: Vec::new() });
+            }, "ok"),
+            ("wrong kind", |f, _| f.compliance = Some(Compliance {
+                missing: Vec::new(),
+                wrong_kind: vec!["/proc is a regular file, but MountAPIVFS=yes needs a directory".into()],
+            }), "Image 'app_1': /proc is a regular file"),
+            ("too long a name", |f, _| f.units = vec![(unit(&format!("{}.service", "a".repeat(247))), None)], "Unit file name"),
+        ];
+        for (what, change, want) in table {
+            let (mut f, mut o) = (facts(), opts());
+            change(&mut f, &mut o);
+            let got = match plan("app_1", &f, &o) {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            };
+            assert!(got.starts_with(want), "{what}: {got}");
+        }
+    }
+
+    #[test]
+    fn files_links_and_repairs() {
+        let mut f = facts();
+        f.units.push((unit("app.socket"), None));
+        f.compliance = Some(Compliance {
+            missing: vec![missing("/proc")],
+            wrong_kind: Vec::new(),
+        });
+        let p = plan("app_1", &f, &opts()).unwrap();
+        assert_eq!(p.dir, Path::new("/etc/systemd/system.attached"));
+        assert_eq!(p.link, Path::new("/etc/portables/app_1"));
+        assert_eq!(p.repairs, vec![missing("/proc")]);
+        let svc = &p.units[0];
+        assert_eq!(
+            String::from_utf8_lossy(&svc.dropin),
+            "# Drop-in created for image '/var/lib/portables/app_1', do not edit.\n\n[Service]\nRootDirectory=/var/lib/portables/app_1\nEnvironment=PORTABLE=app_1\nBindReadOnlyPaths=/etc/os-release:/run/host/os-release\nLogExtraFields=PORTABLE=app_1\n"
+        );
+        assert_eq!(
+            svc.profile,
+            Some((
+                Content::Symlink("/usr/lib/systemd/portable/profile/default/service.conf".into()),
+                "/usr/lib/systemd/portable/profile/default/service.conf".into()
+            ))
+        );
+        assert_eq!(
+            svc.unit_source,
+            "/var/lib/portables/app_1/usr/lib/systemd/system/app.service"
+        );
+        // A socket gets the marker only, and no profile (there is none for sockets).
+        let sock = &p.units[1];
+        assert_eq!(
+            String::from_utf8_lossy(&sock.dropin),
+            "# Drop-in created for image '/var/lib/portables/app_1', do not edit.\n"
+        );
+        assert_eq!(sock.profile, None);
+        // Runtime, copy mode, a raw image.
+        let mut f = facts();
+        f.image = image("/srv/app_1.raw", ImageType::Raw);
+        let o = AttachOptions {
+            runtime: true,
+            copy: CopyMode::Copy,
+            ..opts()
+        };
+        let p = plan("/srv/app_1.raw", &f, &o).unwrap();
+        assert_eq!(p.dir, Path::new("/run/systemd/system.attached"));
+        assert_eq!(p.link, Path::new("/run/portables/app_1.raw"));
+        assert!(
+            String::from_utf8_lossy(&p.units[0].dropin).contains("\nRootImage=/srv/app_1.raw\n")
+        );
+        assert!(matches!(
+            p.units[0].profile,
+            Some((Content::File { .. }, _))
+        ));
+        assert_eq!(p.units[0].unit_source, "");
+    }
+}
