@@ -24,7 +24,7 @@ STATE = $(DESTDIR)/var/lib/portctl
 PROFILES = default nonetwork strict trusted
 LIVE = $(shell [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && echo yes)
 
-.PHONY: all build install install-files uninstall
+.PHONY: all build install install-files uninstall test test-fs test-unprivileged test-loop test-bus test-box
 BIN ?= target/release
 
 all: build
@@ -101,3 +101,26 @@ ifeq ($(LIVE),yes)
 	-systemctl daemon-reload
 	-busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
 endif
+
+# The test tiers (DEVELOPERS.md): what each needs, and each alone.
+#   fs    root-free: the crates' unit tests and the fs binaries (scratch roots on a disk)
+#   loop  root: loop devices, mounts, file attributes
+#   bus   root and a private dbus-daemon: portctld and portctl over D-Bus
+#   box   root and systemd-nspawn: systemd as PID 1, the installed unit, the reference
+test:
+	cargo test --locked --workspace
+
+test-fs:
+	cargo test --locked --workspace --lib --bins --test fs
+
+test-unprivileged:
+	scripts/test-unprivileged
+
+test-loop:
+	cargo test --locked --workspace --test loop --test loop_leaks
+
+test-bus:
+	cargo test --locked --workspace --test bus
+
+test-box:
+	cargo test --locked --workspace --test box

@@ -6,7 +6,8 @@
 //! * [`os_release`], [`units`], [`profile`]: what an image carries and what a profile mounts;
 //! * [`compliance`]: the image requirements, rule by rule, and the repair of writable images.
 //!
-//! `unsafe` code lives in [`sys`] only.
+//! System calls without a safe wrapper live in the `portctl-sys` crate (sys/) only, behind
+//! functions of plain data.
 
 pub mod compliance;
 pub mod confine;
@@ -27,7 +28,7 @@ pub mod profile;
 pub mod raw;
 pub mod root;
 pub mod run;
-pub(crate) mod sys;
+pub(crate) use portctl_sys as sys;
 pub mod text;
 pub mod txn;
 pub mod unit_file;
@@ -56,6 +57,7 @@ impl Host {
                 can_write: !image.read_only,
                 writable: want_write && !image.read_only,
                 layout: image.kind.to_string(),
+                loop_devices: 0,
             }),
             ImageType::Raw | ImageType::Block => Ok(self.open_raw_image(image, want_write)?),
         }

@@ -71,6 +71,9 @@ pub struct OpenImage {
     pub writable: bool,
     /// What was found, e.g. `squashfs` or `GPT partition 2 (ext4), /usr: partition 3 (erofs)`.
     pub layout: String,
+    /// How many loop devices hold it (erofs is mounted from the file itself where the kernel
+    /// can, Linux 6.12 and later: none then).
+    pub loop_devices: usize,
 }
 
 /// Holds loop devices and mounts below the root for as long as the image is open.
@@ -190,9 +193,15 @@ impl Host {
             // erofs mounts straight from a file, without a loop device, on recent kernels.
             if v.fs == FsType::Erofs && whole && !is_block {
                 let source = format!("/proc/self/fd/{}", file.as_raw_fd());
-                if let Ok(m) = mount::mount_detached("erofs", &source, &name, false, &[]) {
-                    mounts.push(m);
-                    continue;
+                match mount::mount_detached("erofs", &source, &name, false, &[]) {
+                    Ok(m) => {
+                        tracing::debug!(image = %name, "erofs mounted from the file");
+                        mounts.push(m);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(image = %name, "erofs through a loop device: {e}")
+                    }
                 }
             }
             let lo = LoopDevice::attach(
@@ -244,6 +253,7 @@ impl Host {
             }
             rest.push(usr);
         }
+        let loop_devices = loops.len();
         let holder = Holder {
             _mounts: rest,
             _loops: loops,
@@ -253,6 +263,7 @@ impl Host {
             can_write,
             writable,
             layout: layout.join(", "),
+            loop_devices,
         })
     }
 

@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::compliance::{self, Request};
 use crate::error::{Error, Result};
 use crate::image::Image;
@@ -28,28 +26,9 @@ pub struct RunOptions {
     pub dynamic_user: bool,
 }
 
-/// Everything the helper needs, resolved and checked.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RunSpec {
-    /// The host root the daemon works on (`/` but in tests).
-    pub host_root: PathBuf,
-    /// The image's path on the host.
-    pub image: PathBuf,
-    pub image_name: String,
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub workdir: String,
-    pub uid: u32,
-    pub gid: u32,
-    /// Capabilities kept in the bounding set (numbers); `None`: all.
-    pub capabilities: Option<Vec<u32>>,
-    pub no_new_privileges: bool,
-    pub writable: bool,
-    /// The profile's `PrivateNetwork=`: the command gets a network namespace of its own, with
-    /// only a loopback device; otherwise it shares the host's network.
-    #[serde(default)]
-    pub private_network: bool,
-}
+/// Everything the helper needs, resolved and checked (plain data, defined where the helper's
+/// system calls are).
+pub use crate::sys::sandbox::Spec as RunSpec;
 
 /// The first dynamic user id systemd hands out (`DynamicUser=`), and the last.
 const DYNAMIC_UID_MIN: u32 = 61184;

@@ -834,6 +834,7 @@ pub fn raw_image_from_tree(tree: &Path, out: &Path, format: &str) -> PathBuf {
                 .arg(tree)
                 .arg(out)
                 .arg(format!("{}k", kib * 3 / 2 + 16384))
+                .stdout(std::process::Stdio::null())
                 .status()
         }
         f => panic!("no raw format {f}"),
@@ -842,3 +843,4 @@ pub fn raw_image_from_tree(tree: &Path, out: &Path, format: &str) -> PathBuf {
     assert!(st.success(), "{format} of {}", tree.display());
     out.to_path_buf()
 }
+pub mod engine;

@@ -1,9 +1,9 @@
-//! Raw and privileged system calls the engine needs, with safe wrappers and guards: inode and
-//! block-device ioctls here, loop devices in [`loopdev`], detached mounts in [`mount`].
-//!
-//! This is the only module of the engine that contains `unsafe` code: ioctls on files and block
-//! devices. Everything else goes through `rustix`'s safe API.
-#![allow(unsafe_code)]
+//! The system calls portctl needs that `rustix` has no safe wrapper for, behind safe
+//! functions that take plain data and know no type of the engine: inode, block-device and
+//! btrfs ioctls here, loop devices in [`loopdev`], detached mounts in [`mount`], the
+//! namespaces and credentials of `portctl run` in [`sandbox`]. Each resource lives in a guard
+//! (the fd is the lifetime). This is the only crate of the workspace allowed `unsafe` code,
+//! and every `unsafe` block says why it is sound (`clippy::undocumented_unsafe_blocks`).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};

@@ -2,59 +2,10 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 
-use portctl_engine::compliance::{check_image, repair, Report, Request, Status};
-use portctl_engine::Host;
-use portctl_tests::{make_tree, mkimage, set_immutable, Node, Scratch};
-
-/// The scratch host gets the files the profiles bind from the host.
-fn host(s: &Scratch) -> Host {
-    make_tree(
-        s.path(),
-        &[
-            Node::File("/etc/machine-id", "0123456789abcdef0123456789abcdef\n"),
-            Node::File("/etc/resolv.conf", "nameserver 127.0.0.1\n"),
-            Node::Dir("/run"),
-            Node::Dir("/images"),
-        ],
-    );
-    s.host()
-}
-
-fn report(host: &Host, image: &str, profile: &str, matches: Option<&[String]>) -> Report {
-    let image = host.find_image(image).unwrap();
-    let opened = host.open_image_with(&image, false).unwrap();
-    let root = opened.root;
-    let profile = host.service_profile(profile).unwrap();
-    check_image(&Request {
-        host,
-        image: &image,
-        root: &root,
-        profile: &profile,
-        matches,
-        writable: opened.can_write,
-        layout: &opened.layout,
-    })
-}
-
-fn status(r: &Report, rule: &str) -> Status {
-    r.checks.iter().find(|c| c.rule == rule).unwrap().status
-}
-
-fn details(r: &Report, rule: &str) -> String {
-    r.checks
-        .iter()
-        .find(|c| c.rule == rule)
-        .unwrap()
-        .details
-        .join("\n")
-}
-
-fn sample(s: &Scratch, name: &str, args: &[&str]) -> String {
-    mkimage(&s.join(format!("/images/{name}")), args);
-    format!("/images/{name}")
-}
+use portctl_engine::compliance::{repair, Status};
+use portctl_tests::engine::compliance::*;
+use portctl_tests::{make_tree, Node, Scratch};
 
 #[test]
 fn the_sample_image_complies() {
@@ -127,44 +78,6 @@ fn writable_image_missing_mount_points_is_repaired() {
 }
 
 #[test]
-fn read_only_image_missing_mount_points_fails_with_the_exact_list() {
-    let s = Scratch::new();
-    let host = host(&s);
-    let img = sample(&s, "ro_1", &["--no-mount-points"]);
-    set_immutable(&s.join(&img), true);
-    let r = report(&host, &img, "default", None);
-    assert!(!r.compliant());
-    assert_eq!(status(&r, "mount-points"), Status::Failed);
-    assert_eq!(status(&r, "host-files"), Status::Ok);
-    let missing: Vec<&str> = r.missing.iter().map(|m| m.path.as_str()).collect();
-    assert_eq!(
-        missing,
-        ["/dev", "/proc", "/run", "/sys", "/tmp", "/var/tmp"]
-    );
-    let d = details(&r, "mount-points");
-    assert!(d.contains("/tmp missing (for PrivateTmp=yes)"), "{d}");
-    set_immutable(&s.join(&img), false);
-}
-
-#[test]
-fn required_paths_follow_the_profile() {
-    let s = Scratch::new();
-    let host = host(&s);
-    let img = sample(&s, "nores_1", &[]);
-    fs::remove_file(s.join(format!("{img}/etc/resolv.conf"))).unwrap();
-    set_immutable(&s.join(&img), true);
-    let default = report(&host, &img, "default", None);
-    assert_eq!(status(&default, "host-files"), Status::Failed);
-    assert!(details(&default, "host-files").contains("/etc/resolv.conf missing"));
-    // strict and nonetwork do not bind resolv.conf.
-    for profile in ["strict", "nonetwork"] {
-        let r = report(&host, &img, profile, None);
-        assert!(r.compliant(), "{profile}: {r:#?}");
-    }
-    set_immutable(&s.join(&img), false);
-}
-
-#[test]
 fn os_release_and_unit_rules() {
     let s = Scratch::new();
     let host = host(&s);
@@ -217,12 +130,6 @@ fn portable_prefixes_allow_list() {
     assert!(details(&r, "unit-files").contains(
         "Selected matches 'wl' are not compatible with portable service image 'wl_1', refusing. (Acceptable prefix matches are: other, svc)"
     ));
-}
-
-fn set_exec(s: &Scratch, img: &str, program: &str, content: &[u8], mode: u32) {
-    let p: PathBuf = s.join(format!("{img}{program}"));
-    fs::write(&p, content).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]

@@ -8,6 +8,24 @@ use std::path::Path;
 
 use portctl_tests::{mkimage, SystemdBox, AS_NOBODY, BUSCTL_ATTACH_MINIMAL_1};
 
+use crate::{Role, Scenario};
+
+/// Each in a box of its own: they go from systemd-portabled to portctld and back.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "portablectl_prints_the_same_against_portctld",
+            role: Role::Own,
+            run: portablectl_prints_the_same_against_portctld,
+        },
+        Scenario {
+            name: "polkit_decides_for_unprivileged_callers",
+            role: Role::Own,
+            run: polkit_decides_for_unprivileged_callers,
+        },
+    ]
+}
+
 /// The commands, each run against the reference and then against portctld.
 const SCRIPT: &[&[&str]] = &[
     &["list"],
@@ -183,21 +201,11 @@ fn run_script_with(b: &SystemdBox, client: &str) -> Vec<(String, String, String,
         .collect()
 }
 
-#[test]
-fn portablectl_prints_the_same_against_portctld() {
-    let bin = Path::new(env!("CARGO_BIN_EXE_portctld"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    assert!(
-        bin.join("portctl").exists(),
-        "{} lacks portctl: build the whole workspace first (cargo test --workspace)",
-        bin.display()
-    );
-    let b = SystemdBox::up("compat");
+fn portablectl_prints_the_same_against_portctld(b: &SystemdBox) {
+    let bin = crate::bin_dir();
     let root = b.root();
     images(&root);
-    let reference = run_script(&b);
+    let reference = run_script(b);
     let who = b.exec(&["systemctl", "is-active", "systemd-portabled.service"]);
     assert_eq!(
         String::from_utf8_lossy(&who.stdout).trim(),
@@ -207,7 +215,7 @@ fn portablectl_prints_the_same_against_portctld() {
 
     // Interoperability, one way: systemd-portabled attaches an image...
     mkimage(&root.join("var/lib/portables/minimal_io"), &[]);
-    let by_reference = portablectl(&b, &["attach", "minimal_io"]);
+    let by_reference = portablectl(b, &["attach", "minimal_io"]);
     assert!(
         by_reference.status.success(),
         "{}",
@@ -245,7 +253,7 @@ fn portablectl_prints_the_same_against_portctld() {
     )
     .unwrap();
     images(&root);
-    let ours = run_script(&b);
+    let ours = run_script(b);
     let who = b.exec(&["systemctl", "is-active", "portctld.service"]);
     assert_eq!(
         String::from_utf8_lossy(&who.stdout).trim(),
@@ -256,7 +264,7 @@ fn portablectl_prints_the_same_against_portctld() {
     assert_eq!(String::from_utf8_lossy(&masked.stdout).trim(), "masked");
     // The same script through portctl, against portctld, on fresh images.
     images(&root);
-    let ours_client = run_script_with(&b, "portctl");
+    let ours_client = run_script_with(b, "portctl");
 
     for (r, o) in reference.iter().zip(&ours) {
         assert_eq!(
@@ -275,7 +283,7 @@ fn portablectl_prints_the_same_against_portctld() {
         );
     }
     // v252 loses the attachment on a reattach by short name (quirk 1.11.2); portctld does not.
-    let ok = |args: &[&str]| portablectl(&b, args).status.success();
+    let ok = |args: &[&str]| portablectl(b, args).status.success();
     assert!(ok(&["attach", "minimal_1"]));
     assert!(ok(&["reattach", "minimal_1"]));
     let state = b.exec(&["portablectl", "is-attached", "minimal_1"]);
@@ -310,7 +318,7 @@ fn portablectl_prints_the_same_against_portctld() {
     let enabled = b.exec(&["systemctl", "is-enabled", "systemd-portabled.service"]);
     assert_ne!(String::from_utf8_lossy(&enabled.stdout).trim(), "masked");
     assert!(!root.join("usr/local/libexec/portctld").exists());
-    let io = portablectl(&b, &["detach", "minimal_io"]);
+    let io = portablectl(b, &["detach", "minimal_io"]);
     assert!(
         io.status.success(),
         "{}",
@@ -318,7 +326,7 @@ fn portablectl_prints_the_same_against_portctld() {
     );
     assert!(!root.join("etc/portables/minimal_io").exists());
     assert!(!root.join("etc/systemd/system.attached").exists());
-    let again = portablectl(&b, &["attach", "minimal_1"]);
+    let again = portablectl(b, &["attach", "minimal_1"]);
     assert!(
         again.status.success(),
         "systemd-portabled serves again: {}",
@@ -331,13 +339,8 @@ fn portablectl_prints_the_same_against_portctld() {
 
 /// A caller that is not root goes through polkit: with a rule that allows it, it may attach;
 /// without one, it may not; with one that wants its password, portctl's polkit agent asks.
-#[test]
-fn polkit_decides_for_unprivileged_callers() {
-    let bin = Path::new(env!("CARGO_BIN_EXE_portctld"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let b = SystemdBox::up("polkit");
+fn polkit_decides_for_unprivileged_callers(b: &SystemdBox) {
+    let bin = crate::bin_dir();
     let root = b.root();
     images(&root);
     b.install_portctl(&bin);
@@ -351,7 +354,7 @@ fn polkit_decides_for_unprivileged_callers() {
             .concat(),
         )
     };
-    let denied = attach(&b);
+    let denied = attach(b);
     assert!(!denied.status.success());
     let err = String::from_utf8_lossy(&denied.stderr);
     assert!(
@@ -391,13 +394,13 @@ fn polkit_decides_for_unprivileged_callers() {
     )
     .unwrap();
     // polkitd watches its rules directory; give it a moment to load the rule.
-    let mut allowed = attach(&b);
+    let mut allowed = attach(b);
     for _ in 0..50 {
         if allowed.status.success() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
-        allowed = attach(&b);
+        allowed = attach(b);
     }
     assert!(
         allowed.status.success(),

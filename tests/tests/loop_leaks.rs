@@ -1,13 +1,13 @@
 //! 1,000 inspections of raw images leave no loop device, no mount and no fd behind.
-//! (Its own test binary, so that no other test opens fds or devices meanwhile.)
+//! (A test binary of its own in the loop tier, so that no other test opens fds or devices
+//! meanwhile.)
 
 use std::fs;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use portctl_engine::os_release::read_os_release;
 use portctl_engine::units::find_units;
-use portctl_tests::{mkimage, Scratch};
+use portctl_tests::{loops_backed_by, mkimage, Scratch};
 
 fn fd_count() -> usize {
     fs::read_dir("/proc/self/fd").unwrap().count()
@@ -18,20 +18,6 @@ fn mounts() -> usize {
         .unwrap()
         .lines()
         .count()
-}
-
-/// Loop devices whose backing file lies below `dir`.
-fn loops_backed_by(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in fs::read_dir("/sys/block").unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Ok(b) = fs::read_to_string(e.path().join("loop/backing_file")) {
-            if b.trim().starts_with(dir.to_str().unwrap()) {
-                out.push(format!("{name}: {}", b.trim()));
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -12,12 +12,7 @@ use std::process::Command;
 
 use portctl_tests::{mkimage, raw_image_from_tree, SystemdBox};
 
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_portctld"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use crate::{Role, Scenario};
 
 /// Nothing is attached, linked or left in the box.
 fn assert_clean(b: &SystemdBox) {
@@ -36,17 +31,37 @@ fn assert_clean(b: &SystemdBox) {
     }
 }
 
-#[test]
-fn box_the_installed_daemon_takes_images_from_anywhere() {
-    let b = SystemdBox::up("installed");
-    b.install_portctl(&bin_dir());
-    images_where_users_keep_them(&b);
-    a_relative_path(&b);
-    written_directories_can_disappear(&b);
-    a_resolved_style_resolv_conf_link(&b);
-    debian_redis_with_its_template_and_alias(&b);
-    validate_predicts_what_happens_at_start(&b);
-    a_running_ext4_image_detaches(&b);
+/// The scenarios, in order.
+pub fn scenarios() -> Vec<Scenario> {
+    let s = |name, run| Scenario {
+        name,
+        role: Role::Installed,
+        run,
+    };
+    vec![
+        s("images_where_users_keep_them", images_where_users_keep_them),
+        s("a_relative_path", a_relative_path),
+        s(
+            "written_directories_can_disappear",
+            written_directories_can_disappear,
+        ),
+        s(
+            "a_resolved_style_resolv_conf_link",
+            a_resolved_style_resolv_conf_link,
+        ),
+        s(
+            "debian_redis_with_its_template_and_alias",
+            debian_redis_with_its_template_and_alias,
+        ),
+        s(
+            "validate_predicts_what_happens_at_start",
+            validate_predicts_what_happens_at_start,
+        ),
+        s(
+            "a_running_ext4_image_detaches",
+            a_running_ext4_image_detaches,
+        ),
+    ]
 }
 
 /// The state column of `portctl list` for `name`, and its RO column.

@@ -3,42 +3,10 @@
 
 use std::fs;
 
-use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
-use portctl_engine::{Error, Host};
-use portctl_tests::{attach_host, change_lines as list, mkextension, mkimage, snapshot, Scratch};
-
-const A: &str = "/etc/systemd/system.attached";
-
-fn opts(matches: &[&str], extensions: &[&str]) -> AttachOptions {
-    AttachOptions {
-        matches: matches.iter().map(|m| m.to_string()).collect(),
-        profile: "default".into(),
-        runtime: false,
-        copy: CopyMode::Auto,
-        force: false,
-        extensions: extensions.iter().map(|e| e.to_string()).collect(),
-        relax_extension_check: false,
-    }
-}
-
-/// A root `app_1` (unit app-test.service) and a directory extension `app-ext_1` with
-/// app-ext.service and its own app-test.service (which the root's wins over).
-fn setup() -> (Scratch, Host) {
-    let s = Scratch::new();
-    let host = attach_host(&s);
-    mkimage(&s.join("/var/lib/portables/app_1"), &["--prefix", "app"]);
-    mkextension(
-        &s.join("/var/lib/portables/app-ext_1"),
-        "dir",
-        &["app-ext.service", "app-test.service"],
-        "",
-    );
-    (s, host)
-}
-
-fn read(s: &Scratch, p: &str) -> String {
-    fs::read_to_string(s.join(p)).unwrap()
-}
+use portctl_engine::portable::{DetachOptions, Offline};
+use portctl_engine::Error;
+use portctl_tests::engine::extensions::*;
+use portctl_tests::{change_lines as list, mkextension, mkimage, snapshot};
 
 #[test]
 fn layered_attach_writes_every_layer() {
@@ -101,44 +69,6 @@ fn layered_attach_writes_every_layer() {
     assert!(list(&gone).contains(&"unlink /etc/portables/app-ext_1".to_string()));
     assert!(!s.join(A).exists());
     assert!(!s.join("/etc/portables/app-ext_1").exists());
-}
-
-#[test]
-fn raw_extensions_and_the_relax_flag() {
-    let (s, host) = setup();
-    mkextension(
-        &s.join("/var/lib/portables/app-sq_1.raw"),
-        "squashfs",
-        &["app-sq.service"],
-        "",
-    );
-    let mut o = opts(&["app"], &["/var/lib/portables/app-sq_1.raw"]);
-    host.attach(&Offline, "app_1", &o).unwrap();
-    let dropin = read(&s, &format!("{A}/app-sq.service.d/20-portable.conf"));
-    assert!(
-        dropin.ends_with("ExtensionImages=/var/lib/portables/app-sq_1.raw\n"),
-        "{dropin}"
-    );
-    o.relax_extension_check = true;
-    host.reattach(&Offline, "app_1", &o).unwrap();
-    let dropin = read(&s, &format!("{A}/app-sq.service.d/20-portable.conf"));
-    assert!(
-        dropin.ends_with(
-            "ExtensionImages=/var/lib/portables/app-sq_1.raw:x-systemd.relax-extension-release-check\n"
-        ),
-        "{dropin}"
-    );
-    host.detach(
-        &Offline,
-        "app_1",
-        &DetachOptions {
-            extensions: vec!["/var/lib/portables/app-sq_1.raw".into()],
-            runtime: false,
-            force: false,
-        },
-    )
-    .unwrap();
-    assert!(!s.join(A).exists());
 }
 
 #[test]

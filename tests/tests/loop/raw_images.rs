@@ -253,3 +253,26 @@ fn usr_only_ddi_and_single_partition_mbr() {
         "{r:#?}"
     );
 }
+
+/// Which way erofs was mounted is observable: from the file itself where the kernel can
+/// (Linux 6.12 and later), through a loop device before.
+#[test]
+fn loop_erofs_is_mounted_from_the_file_where_the_kernel_can() {
+    let s = Scratch::new();
+    let host = host(&s);
+    let path = raw(&s, "erofs", "minimal_ero", &[]);
+    let image = host.find_image(&path).unwrap();
+    let opened = host.open_image_with(&image, false).unwrap();
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|x| x.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    let file_backed = (major, minor) >= (6, 12);
+    assert_eq!(
+        opened.loop_devices,
+        usize::from(!file_backed),
+        "Linux {release}"
+    );
+}

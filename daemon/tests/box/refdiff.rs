@@ -10,6 +10,31 @@ use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
 use portctl_engine::Host;
 use portctl_tests::{mkimage, parse_portablectl_changes, snapshot, SystemdBox};
 
+use crate::{Role, Scenario};
+
+/// Against systemd 252's own portabled, each in a box of its own (the reference's state).
+pub fn scenarios() -> Vec<Scenario> {
+    let s = |name, run| Scenario {
+        name,
+        role: Role::Own,
+        run,
+    };
+    vec![
+        s(
+            "same_files_and_changes_as_systemd_252",
+            same_files_and_changes_as_systemd_252,
+        ),
+        s(
+            "reattach_reports_what_systemd_252_reports",
+            reattach_reports_what_systemd_252_reports,
+        ),
+        s(
+            "layered_attach_matches_systemd_252",
+            layered_attach_matches_systemd_252,
+        ),
+    ]
+}
+
 const DIRS: [&str; 4] = [
     "/etc/systemd/system.attached",
     "/run/systemd/system.attached",
@@ -68,9 +93,7 @@ fn attach_args(c: &Case) -> Vec<String> {
     a
 }
 
-#[test]
-fn same_files_and_changes_as_systemd_252() {
-    let b = SystemdBox::up("refdiff");
+fn same_files_and_changes_as_systemd_252(b: &SystemdBox) {
     let root = b.root();
     let host = Host::new(&root).unwrap();
     let clean = tree(&root);
@@ -148,7 +171,7 @@ fn same_files_and_changes_as_systemd_252() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
         // The reference.
-        let (ok, _, err) = portablectl(&b, &args);
+        let (ok, _, err) = portablectl(b, &args);
         assert!(ok, "{}: reference attach failed: {err}", c.what);
         let ref_attach = parse_portablectl_changes(&err);
         let ref_tree = tree(&root);
@@ -157,7 +180,7 @@ fn same_files_and_changes_as_systemd_252() {
             detach.push("--runtime");
         }
         detach.push(c.arg);
-        let (ok, _, err) = portablectl(&b, &detach);
+        let (ok, _, err) = portablectl(b, &detach);
         assert!(ok, "{}: reference detach failed: {err}", c.what);
         let ref_detach = parse_portablectl_changes(&err);
         assert_eq!(
@@ -182,7 +205,7 @@ fn same_files_and_changes_as_systemd_252() {
         assert_eq!(list(&ours), ref_attach, "{}: attach changes differ", c.what);
 
         // Cross: the reference detaches what we attached.
-        let (ok, _, err) = portablectl(&b, &detach);
+        let (ok, _, err) = portablectl(b, &detach);
         assert!(
             ok,
             "{}: reference detach of our attachment failed: {err}",
@@ -192,7 +215,7 @@ fn same_files_and_changes_as_systemd_252() {
         assert_eq!(tree(&root), clean, "{}", c.what);
 
         // And we detach what the reference attached.
-        let (ok, _, err) = portablectl(&b, &args);
+        let (ok, _, err) = portablectl(b, &args);
         assert!(ok, "{}: {err}", c.what);
         let ours = host
             .detach(&Offline, c.arg, &DetachOptions::new(c.runtime, false))
@@ -207,9 +230,7 @@ fn same_files_and_changes_as_systemd_252() {
     }
 }
 
-#[test]
-fn reattach_reports_what_systemd_252_reports() {
-    let b = SystemdBox::up("refdiff-re");
+fn reattach_reports_what_systemd_252_reports(b: &SystemdBox) {
     let root = b.root();
     let host = Host::new(&root).unwrap();
     let v1 = root.join("var/lib/portables/minimal_1");
@@ -221,13 +242,13 @@ fn reattach_reports_what_systemd_252_reports() {
     .unwrap();
     mkimage(&root.join("var/lib/portables/minimal_2"), &[]);
     // By path: by short name v252 loses the attachment (quirk 1.11.2), which we do not copy.
-    let (ok, _, err) = portablectl(&b, &["attach", "/var/lib/portables/minimal_1"]);
+    let (ok, _, err) = portablectl(b, &["attach", "/var/lib/portables/minimal_1"]);
     assert!(ok, "{err}");
-    let (ok, _, err) = portablectl(&b, &["reattach", "/var/lib/portables/minimal_2"]);
+    let (ok, _, err) = portablectl(b, &["reattach", "/var/lib/portables/minimal_2"]);
     assert!(ok, "{err}");
     let ref_changes = parse_portablectl_changes(&err);
     let ref_tree = tree(&root);
-    let (ok, _, err) = portablectl(&b, &["detach", "/var/lib/portables/minimal_2"]);
+    let (ok, _, err) = portablectl(b, &["detach", "/var/lib/portables/minimal_2"]);
     assert!(ok, "{err}");
 
     let opts = AttachOptions {
@@ -253,7 +274,7 @@ fn reattach_reports_what_systemd_252_reports() {
     r.sort();
     assert_eq!(a, r, "ours {ours:#?} reference {ref_changes:#?}");
     // The reference detaches our reattached units.
-    let (ok, _, err) = portablectl(&b, &["detach", "/var/lib/portables/minimal_2"]);
+    let (ok, _, err) = portablectl(b, &["detach", "/var/lib/portables/minimal_2"]);
     assert!(ok, "{err}");
     assert!(tree(&root).is_empty(), "{:#?}", tree(&root));
 }
@@ -261,9 +282,7 @@ fn reattach_reports_what_systemd_252_reports() {
 /// Layered attach (a root and one extension, a directory and then a squashfs file): the same
 /// files, markers, Extension*= lines, links and change lists as systemd 252; each side
 /// detaches what the other attached.
-#[test]
-fn layered_attach_matches_systemd_252() {
-    let b = SystemdBox::up("refdiff-ext");
+fn layered_attach_matches_systemd_252(b: &SystemdBox) {
     let root = b.root();
     let host = Host::new(&root).unwrap();
     let clean = tree(&root);
@@ -279,11 +298,11 @@ fn layered_attach_matches_systemd_252() {
             "",
         );
         let with = format!("--extension={ext}");
-        let (ok, _, err) = portablectl(&b, &["attach", &with, "app_1"]);
+        let (ok, _, err) = portablectl(b, &["attach", &with, "app_1"]);
         assert!(ok, "{format}: reference attach failed: {err}");
         let ref_attach = parse_portablectl_changes(&err);
         let ref_tree = tree(&root);
-        let (ok, _, err) = portablectl(&b, &["detach", &with, "app_1"]);
+        let (ok, _, err) = portablectl(b, &["detach", &with, "app_1"]);
         assert!(ok, "{format}: reference detach failed: {err}");
         let ref_detach = parse_portablectl_changes(&err);
         assert_eq!(tree(&root), clean, "{format}: reference detach left files");
@@ -317,11 +336,11 @@ fn layered_attach_matches_systemd_252() {
             sorted(reference),
             "{format}: attach changes differ"
         );
-        let (ok, _, err) = portablectl(&b, &["detach", &with, "app_1"]);
+        let (ok, _, err) = portablectl(b, &["detach", &with, "app_1"]);
         assert!(ok, "{format}: reference detach of our attachment: {err}");
         assert_eq!(tree(&root), clean, "{format}");
 
-        let (ok, _, err) = portablectl(&b, &["attach", &with, "app_1"]);
+        let (ok, _, err) = portablectl(b, &["attach", &with, "app_1"]);
         assert!(ok, "{format}: {err}");
         let ours = host
             .detach(

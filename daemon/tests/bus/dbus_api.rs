@@ -770,45 +770,27 @@ fn interrupted_operations_are_recovered_at_start() {
     attach_host(&s);
     mkimage(&s.join("/var/lib/portables/minimal_1"), &[]);
     // Crash an attach after it staged everything (the engine's crash injection), ...
-    let helper = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target")
-        .join(if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        })
-        .join("portctl-engine-op");
-    if helper.exists() {
-        let st = Command::new(&helper)
-            .arg(s.path())
-            .args(["attach", "minimal_1"])
-            .env("PORTCTL_FAULT_AT", "7")
-            .status()
-            .unwrap();
-        assert!(!st.success());
-        assert!(
-            s.join("/var/lib/portctl/journal")
-                .read_dir()
-                .unwrap()
-                .next()
-                .is_some(),
-            "a journal is left"
-        );
-    } else {
-        // Without the helper, leave a journal of an attach that was staging by hand.
-        std::fs::create_dir_all(s.join("/var/lib/portctl/journal")).unwrap();
-        std::fs::create_dir_all(s.join("/etc/systemd/system.attached")).unwrap();
-        std::fs::write(
-            s.join("/etc/systemd/system.attached/.#portctl-1-0-0.new"),
-            "half",
-        )
+    let helper = Path::new(env!("CARGO_BIN_EXE_portctld")).with_file_name("portctl-engine-op");
+    assert!(
+        helper.exists(),
+        "{} is missing: build the workspace first (cargo test --workspace)",
+        helper.display()
+    );
+    let st = Command::new(&helper)
+        .arg(s.path())
+        .args(["attach", "minimal_1"])
+        .env("PORTCTL_FAULT_AT", "7")
+        .status()
         .unwrap();
-        std::fs::write(
-            s.join("/var/lib/portctl/journal/1-0.json"),
-            r#"{"op":"attach","phase":"staging","created":["/etc/systemd/system.attached"],"steps":[{"step":"place","path":"/etc/systemd/system.attached/x.service","temp":".#portctl-1-0-0.new","backup":null,"staged":false}]}"#,
-        )
-        .unwrap();
-    }
+    assert!(!st.success());
+    assert!(
+        s.join("/var/lib/portctl/journal")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some(),
+        "a journal is left"
+    );
     // ... then start the daemon: it finishes or rolls back before it serves.
     let bus = PrivateBus::start();
     let _d = Daemon::start(

@@ -20,7 +20,32 @@ use rustix::mount::{
 use rustix::process::{chdir, pivot_root, Signal};
 use rustix::thread::{CapabilitySet, UnshareFlags};
 
-use crate::run::RunSpec;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the helper needs, resolved and checked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Spec {
+    /// The host root the daemon works on (`/` but in tests).
+    pub host_root: PathBuf,
+    /// The image's path on the host.
+    pub image: PathBuf,
+    pub image_name: String,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Capabilities kept in the bounding set (numbers); `None`: all.
+    pub capabilities: Option<Vec<u32>>,
+    pub no_new_privileges: bool,
+    pub writable: bool,
+    /// The profile's `PrivateNetwork=`: the command gets a network namespace of its own, with
+    /// only a loopback device; otherwise it shares the host's network.
+    #[serde(default)]
+    pub private_network: bool,
+}
 
 /// Stage 1: new mount, PID, IPC and UTS namespaces (and a network namespace with
 /// `private_network`) for the children of this (single-threaded helper) process. It must not
@@ -80,7 +105,7 @@ fn ensure_file(path: &str) -> io::Result<()> {
 /// Stage 2 (PID 1 of the new namespace): builds the tree from `image` (an fd of the image's
 /// root: a directory or a detached mount), enters it and executes the command. Returns only
 /// on failure.
-pub fn enter_and_exec(spec: &RunSpec, image: &OwnedFd) -> io::Error {
+pub fn enter_and_exec(spec: &Spec, image: &OwnedFd) -> io::Error {
     match build_and_enter(spec, image) {
         Ok(()) => {}
         Err(e) => return e,
@@ -92,7 +117,7 @@ pub fn enter_and_exec(spec: &RunSpec, image: &OwnedFd) -> io::Error {
     cmd.exec()
 }
 
-fn build_and_enter(spec: &RunSpec, image: &OwnedFd) -> io::Result<()> {
+fn build_and_enter(spec: &Spec, image: &OwnedFd) -> io::Result<()> {
     let plain = MountFlags::NOSUID | MountFlags::NODEV;
     // A scratch tmpfs for the tree (this namespace's /tmp).
     tmpfs("/tmp", c"mode=0700,size=8m", plain)?;

@@ -3,17 +3,11 @@
 //! the API file systems mounted in; `portctl detach --now` stops it and leaves nothing behind.
 //! A failing scenario prints the journals of the unit and of portctld.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use portctl_tests::{mkextension, mkimage, SystemdBox};
 
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_portctld"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use crate::{Role, Scenario};
 
 fn portctl(b: &SystemdBox, args: &[&str]) -> (bool, String) {
     b.portctl(args)
@@ -23,21 +17,49 @@ fn wait_for(b: &SystemdBox, unit: &str, what: &str) -> String {
     b.wait_for(unit, what)
 }
 
-/// One box for all scenarios (booting is the slow part); each scenario leaves it clean.
-#[test]
-fn scenarios_under_systemd() {
-    let b = SystemdBox::up("e2e");
-    b.install_portctl(&bin_dir());
-    attach_now_runs_the_service_from_the_image(&b);
-    enable_survives_a_reload_and_detach_disables(&b);
-    mount_points_are_created_or_refused(&b);
-    reattach_restarts_into_the_new_version(&b);
-    profiles_restrict_the_service(&b);
-    socket_activation(&b);
-    a_service_from_an_extension(&b);
-    run_under_the_installed_service(&b);
-    the_sandbox_is_tighter_than_the_reference(&b);
-    runtime_attachments_end_with_a_reboot(&b);
+/// The scenarios, in order (the reboot last); each leaves the box clean.
+pub fn scenarios() -> Vec<Scenario> {
+    let s = |name, run| Scenario {
+        name,
+        role: Role::Installed,
+        run,
+    };
+    vec![
+        s(
+            "attach_now_runs_the_service_from_the_image",
+            attach_now_runs_the_service_from_the_image,
+        ),
+        s(
+            "enable_survives_a_reload_and_detach_disables",
+            enable_survives_a_reload_and_detach_disables,
+        ),
+        s(
+            "mount_points_are_created_or_refused",
+            mount_points_are_created_or_refused,
+        ),
+        s(
+            "reattach_restarts_into_the_new_version",
+            reattach_restarts_into_the_new_version,
+        ),
+        s(
+            "profiles_restrict_the_service",
+            profiles_restrict_the_service,
+        ),
+        s("socket_activation", socket_activation),
+        s("a_service_from_an_extension", a_service_from_an_extension),
+        s(
+            "run_under_the_installed_service",
+            run_under_the_installed_service,
+        ),
+        s(
+            "the_sandbox_is_tighter_than_the_reference",
+            the_sandbox_is_tighter_than_the_reference,
+        ),
+        s(
+            "runtime_attachments_end_with_a_reboot",
+            runtime_attachments_end_with_a_reboot,
+        ),
+    ]
 }
 
 /// `systemd-analyze security`'s overall exposure of a unit file in the box (offline: the

@@ -6,44 +6,11 @@
 //! file system only; `loop_` tests need root and loop devices.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::process::Command;
 
-use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
-use portctl_engine::{Error, Host};
-use portctl_tests::{attach_host, loops_backed_by, mkimage, snapshot, Scratch};
-
-fn opts(matches: &[&str], profile: &str) -> AttachOptions {
-    AttachOptions {
-        matches: matches.iter().map(|m| m.to_string()).collect(),
-        profile: profile.into(),
-        runtime: false,
-        copy: CopyMode::Auto,
-        force: false,
-        extensions: Vec::new(),
-        relax_extension_check: false,
-    }
-}
-
-const STATE: [&str; 3] = [
-    "/etc/systemd/system.attached",
-    "/etc/portables",
-    "/var/lib/portables",
-];
-
-/// A host with the sample image `app_1` whose unit `app-test.service` gets `extra` in its
-/// `[Service]` section (and `install` as its `[Install]` section).
-fn app_image(s: &Scratch, extra: &str, install: &str) -> Host {
-    let host = attach_host(s);
-    let img = mkimage(&s.join("/var/lib/portables/app_1"), &[]);
-    fs::write(
-        img.join("usr/lib/systemd/system/app-test.service"),
-        format!("[Service]\nExecStart=/usr/bin/minimald\n{extra}\n[Install]\n{install}\n"),
-    )
-    .unwrap();
-    host
-}
+use portctl_engine::portable::{AttachOptions, DetachOptions, Offline};
+use portctl_engine::Error;
+use portctl_tests::engine::security::*;
+use portctl_tests::{attach_host, mkimage, snapshot, Scratch};
 
 #[test]
 fn fs_instances_of_host_templates_and_host_install_names_are_refused() {
@@ -217,65 +184,6 @@ fn fs_paths_with_control_characters_are_refused_and_specifiers_escaped() {
 }
 
 #[test]
-fn fs_mixed_copies_never_replace_an_image_and_stay_sparse() {
-    let s = Scratch::new();
-    let host = attach_host(&s);
-    // An image of the admin's at the place the copy would go.
-    mkimage(&s.join("/etc/portables/minimal_1"), &["--prefix", "other"]);
-    fs::write(s.join("/etc/portables/minimal_1/KEEP"), "mine\n").unwrap();
-    mkimage(&s.join("/srv/images/minimal_1"), &[]);
-    let before = snapshot(s.path(), &["/etc"]);
-    let mixed = AttachOptions {
-        copy: CopyMode::Mixed,
-        ..opts(&["minimal"], "default")
-    };
-    let e = host
-        .attach(&Offline, "/srv/images/minimal_1", &mixed)
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("/etc/portables/minimal_1") && e.to_string().contains("exists"),
-        "{e}"
-    );
-    assert_eq!(
-        snapshot(s.path(), &["/etc"]),
-        before,
-        "the admin's image is intact"
-    );
-
-    // A sparse raw image (2 GiB, a few MiB of data) is copied sparsely.
-    let raw = mkimage(
-        &s.join("/srv/images/sparse_1.raw"),
-        &["--format", "squashfs", "--prefix", "sparse"],
-    );
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&raw)
-        .unwrap()
-        .set_len(2 << 30)
-        .unwrap();
-    host.attach(
-        &Offline,
-        "/srv/images/sparse_1.raw",
-        &AttachOptions {
-            copy: CopyMode::Mixed,
-            ..opts(&["sparse"], "default")
-        },
-    )
-    .unwrap();
-    let copy = fs::metadata(s.join("/etc/portables/sparse_1.raw")).unwrap();
-    assert_eq!(copy.len(), 2 << 30);
-    assert!(
-        copy.blocks() * 512 < 64 << 20,
-        "copy allocates {} bytes",
-        copy.blocks() * 512
-    );
-    assert_eq!(
-        fs::read(&raw).unwrap()[..1 << 20],
-        fs::read(s.join("/etc/portables/sparse_1.raw")).unwrap()[..1 << 20]
-    );
-}
-
-#[test]
 fn fs_detach_matches_whole_image_names_and_prefers_the_exact_version() {
     let s = Scratch::new();
     let host = attach_host(&s);
@@ -338,39 +246,4 @@ fn fs_an_image_attached_as_an_extension_is_not_removed() {
         "{e}"
     );
     assert!(s.join("/var/lib/portables/app-ext_1").exists());
-}
-
-/// The mount options of a read-only ext4 image are portctl's (`/proc/fs/ext4/DEV/options`
-/// shows them), whatever its superblock asks for.
-#[test]
-fn loop_ext4_mounts_ignore_the_images_error_behaviour() {
-    let s = Scratch::new();
-    let host = attach_host(&s);
-    let img = mkimage(
-        &s.join("/srv/images/panic_1.raw"),
-        &["--format", "ext4", "--prefix", "panic"],
-    );
-    let out = Command::new("tune2fs")
-        .args(["-e", "panic", "-E", "mount_opts=errors=panic"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let image = host.find_image("/srv/images/panic_1.raw").unwrap();
-    let opened = host.open_image(&image).unwrap();
-    let loops = loops_backed_by(&s.join("/srv/images"));
-    assert_eq!(loops.len(), 1, "{loops:?}");
-    let dev = loops[0].split(':').next().unwrap();
-    let options = fs::read_to_string(Path::new("/proc/fs/ext4").join(dev).join("options")).unwrap();
-    assert!(
-        options.lines().any(|l| l == "errors=remount-ro"),
-        "{options}"
-    );
-    assert!(!options.contains("errors=panic"), "{options}");
-    assert!(options.lines().any(|l| l == "ro"), "{options}");
-    drop(opened);
 }
