@@ -77,8 +77,8 @@ pub fn message(e: zbus::Error) -> String {
     let e = PortableError::from(e);
     let missing_service = matches!(
         e.name.as_str(),
-        "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner"
-    ) && e.message.contains("org.freedesktop.portable1");
+        portctl_dbus::error::SERVICE_UNKNOWN | portctl_dbus::error::NAME_HAS_NO_OWNER
+    ) && e.message.contains(portctl_dbus::BUS_NAME);
     let text = if e.message.is_empty() {
         e.name
     } else {
@@ -91,35 +91,18 @@ pub fn message(e: zbus::Error) -> String {
     }
 }
 
-fn error_name(e: &zbus::Error) -> Option<String> {
-    match e {
-        zbus::Error::MethodError(name, ..) => Some(name.to_string()),
-        zbus::Error::FDO(e) => Some(zbus::DBusError::name(e.as_ref()).to_string()),
-        _ => None,
-    }
-}
-
 /// Reloads PID 1 (`Manager.Reload`), warning instead of failing when there is no service
 /// manager on the bus (a container, a chroot, an image build).
 pub async fn reload(conn: &Connection) {
-    let r = conn
-        .call_method(
-            Some("org.freedesktop.systemd1"),
-            "/org/freedesktop/systemd1",
-            Some("org.freedesktop.systemd1.Manager"),
-            "Reload",
-            &(),
-        )
-        .await;
+    let r = match portctl_dbus::systemd1::ManagerProxy::new(conn).await {
+        Ok(m) => m.reload().await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = r {
-        match error_name(&e).as_deref() {
-            Some(
-                "org.freedesktop.DBus.Error.ServiceUnknown"
-                | "org.freedesktop.DBus.Error.NameHasNoOwner",
-            ) => {
-                eprintln!("No service manager on the bus, not reloading.")
-            }
-            _ => eprintln!("Failed to reload daemon: {}", message(e)),
+        if portctl_dbus::error::destination_absent(&e) {
+            eprintln!("No service manager on the bus, not reloading.")
+        } else {
+            eprintln!("Failed to reload daemon: {}", message(e))
         }
     }
 }

@@ -1,21 +1,14 @@
-//! What portablectl asks of PID 1 after attaching, detaching or reattaching (section 3.5):
+//! What portablectl asks of PID 1 after attaching, detaching or reattaching (`--enable`, `--now`):
 //! enable and disable unit files, start, stop and restart units, and wait for their jobs.
 
 use std::collections::BTreeSet;
 
-use anyhow::anyhow;
 use futures_util::StreamExt;
 use portctl_dbus::proxy::ChangeEntry;
-use zbus::{Connection, MatchRule, MessageStream, OwnedObjectPath};
+use portctl_dbus::systemd1;
+use zbus::{Connection, OwnedObjectPath};
 
 use crate::bus;
-
-const DEST: &str = "org.freedesktop.systemd1";
-const PATH: &str = "/org/freedesktop/systemd1";
-const IFACE: &str = "org.freedesktop.systemd1.Manager";
-/// `UNIT_FILE_PORTABLE`, and `UNIT_FILE_RUNTIME`.
-const FLAG_PORTABLE: u64 = 1 << 2;
-const FLAG_RUNTIME: u64 = 1 << 0;
 
 const UNIT_SUFFIXES: [&str; 5] = [".service", ".target", ".socket", ".path", ".timer"];
 
@@ -74,26 +67,19 @@ pub fn unit_name(path: &str) -> &str {
 /// Collects the jobs PID 1 reports as finished.
 pub struct Jobs {
     conn: Connection,
-    stream: MessageStream,
+    removed: systemd1::JobRemovedStream,
     pending: BTreeSet<String>,
 }
 
 impl Jobs {
     /// Subscribes before any job is queued, so that no `JobRemoved` is missed.
     pub async fn subscribe(conn: &Connection) -> anyhow::Result<Self> {
-        let rule = MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .sender(DEST)
-            .interface(IFACE)
-            .member("JobRemoved")
-            .build()?;
-        let stream =
-            MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(64)).await?;
-        conn.call_method(Some(DEST), PATH, Some(IFACE), "Subscribe", &())
-            .await?;
+        let m = manager(conn).await?;
+        let removed = m.receive_job_removed().await?;
+        m.subscribe().await?;
         Ok(Self {
             conn: conn.clone(),
-            stream,
+            removed,
             pending: BTreeSet::new(),
         })
     }
@@ -105,24 +91,21 @@ impl Jobs {
     /// Waits for every job added; reports the ones that did not end in "done".
     pub async fn wait(mut self) {
         while !self.pending.is_empty() {
-            let Some(Ok(msg)) = self.stream.next().await else {
+            let Some(signal) = self.removed.next().await else {
                 break;
             };
-            let Ok((_id, job, unit, result)) = msg
-                .body()
-                .deserialize::<(u32, OwnedObjectPath, String, String)>()
-            else {
+            let Ok(args) = signal.args() else {
                 continue;
             };
-            if self.pending.remove(job.as_str()) {
-                report_job_result(self.conn(), &unit, &result).await;
+            if self.pending.remove(args.job().as_str()) {
+                report_job_result(&self.conn, args.unit(), args.result()).await;
             }
         }
     }
+}
 
-    fn conn(&self) -> &Connection {
-        &self.conn
-    }
+async fn manager(conn: &Connection) -> zbus::Result<systemd1::ManagerProxy<'static>> {
+    systemd1::ManagerProxy::new(conn).await
 }
 
 /// systemctl's explanations of a service's `Result` (systemd's `bus-wait-for-jobs.c`).
@@ -189,47 +172,49 @@ async fn report_job_result(conn: &Connection, unit: &str, result: &str) {
     eprintln!("{text}");
 }
 
-/// A property of a unit's object, as a string or a boolean.
-async fn unit_property<T>(conn: &Connection, unit: &str, iface: &str, name: &str) -> Option<T>
-where
-    T: TryFrom<zbus::OwnedVariant>,
-{
-    let path = portctl_dbus::systemd1::unit_path(unit);
-    let reply = conn
-        .call_method(
-            Some(DEST),
-            path.as_str(),
-            Some("org.freedesktop.DBus.Properties"),
-            "Get",
-            &(iface, name),
-        )
+/// The proxies of a unit's object (fresh values, no cache).
+async fn unit(
+    conn: &Connection,
+    name: &str,
+) -> Option<(
+    systemd1::UnitProxy<'static>,
+    systemd1::ServiceProxy<'static>,
+)> {
+    let path = systemd1::unit_path(name);
+    let u = systemd1::UnitProxy::builder(conn)
+        .path(path.clone())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
         .await
         .ok()?;
-    let v: zbus::OwnedVariant = reply.body().deserialize().ok()?;
-    T::try_from(v).ok()
+    let s = systemd1::ServiceProxy::builder(conn)
+        .path(path)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .ok()?;
+    Some((u, s))
 }
 
 /// After `attach --now`: says so for each started unit that is not running where nothing
 /// else would (a start condition that failed skips a unit without an error; a service that
 /// exits at once falls into its restart loop after its start job succeeded).
 pub async fn report_not_running(conn: &Connection, units: &[&str]) {
-    const U: &str = "org.freedesktop.systemd1.Unit";
     for path in units {
         let unit = unit_name(path);
-        if portctl_engine::names::is_template(unit) {
+        if portctl_engine::parse::names::is_template(unit) {
             continue;
         }
-        let Some(state) = unit_property::<String>(conn, unit, U, "ActiveState").await else {
+        let Some((u, svc)) = self::unit(conn, unit).await else {
             continue;
         };
-        let sub = unit_property::<String>(conn, unit, U, "SubState")
-            .await
-            .unwrap_or_default();
-        let condition = unit_property::<bool>(conn, unit, U, "ConditionResult")
-            .await
-            .unwrap_or(true);
+        let Ok(state) = u.active_state().await else {
+            continue;
+        };
+        let sub = u.sub_state().await.unwrap_or_default();
+        let condition = u.condition_result().await.unwrap_or(true);
         let result = if unit.ends_with(".service") {
-            service_result(conn, unit).await.unwrap_or_default()
+            svc.result().await.unwrap_or_default()
         } else {
             String::new()
         };
@@ -250,33 +235,34 @@ pub async fn report_not_running(conn: &Connection, units: &[&str]) {
 
 /// The `Result` property of a service unit.
 async fn service_result(conn: &Connection, unit: &str) -> Option<String> {
-    unit_property(conn, unit, "org.freedesktop.systemd1.Service", "Result").await
+    self::unit(conn, unit).await?.1.result().await.ok()
 }
 
-async fn call<B, R>(conn: &Connection, method: &str, body: &B) -> anyhow::Result<R>
-where
-    B: serde::Serialize + zbus::zvariant::DynamicType,
-    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
-{
-    let reply = conn
-        .call_method(Some(DEST), PATH, Some(IFACE), method, body)
-        .await
-        .map_err(|e| anyhow!("{}", bus::message(e)))?;
-    Ok(reply.body().deserialize()?)
+fn unit_file_flags(runtime: bool) -> u64 {
+    systemd1::UNIT_FILE_PORTABLE
+        | if runtime {
+            systemd1::UNIT_FILE_RUNTIME
+        } else {
+            0
+        }
 }
 
 /// `EnableUnitFilesWithFlags([path], PORTABLE|RUNTIME)`, printing what it changed.
 pub async fn enable(conn: &Connection, path: &str, runtime: bool, quiet: bool) {
-    let flags = FLAG_PORTABLE | if runtime { FLAG_RUNTIME } else { 0 };
-    let r: anyhow::Result<(bool, Vec<ChangeEntry>)> = call(
-        conn,
-        "EnableUnitFilesWithFlags",
-        &([path].as_slice(), flags),
-    )
-    .await;
+    let r = match manager(conn).await {
+        Ok(m) => {
+            m.enable_unit_files_with_flags(&[path], unit_file_flags(runtime))
+                .await
+        }
+        Err(e) => Err(e),
+    };
     match r {
         Ok((_, changes)) => print_unit_file_changes(&changes, quiet),
-        Err(e) => eprintln!("Failed to enable portable service {}: {e}", unit_name(path)),
+        Err(e) => eprintln!(
+            "Failed to enable portable service {}: {}",
+            unit_name(path),
+            bus::message(e)
+        ),
     }
 }
 
@@ -302,28 +288,58 @@ fn print_unit_file_changes(changes: &[ChangeEntry], quiet: bool) {
 
 /// `DisableUnitFilesWithFlags([name], PORTABLE|RUNTIME)`, printing what it changed.
 pub async fn disable(conn: &Connection, name: &str, runtime: bool, quiet: bool) {
-    let flags = FLAG_PORTABLE | if runtime { FLAG_RUNTIME } else { 0 };
-    let r: anyhow::Result<Vec<ChangeEntry>> = call(
-        conn,
-        "DisableUnitFilesWithFlags",
-        &([name].as_slice(), flags),
-    )
-    .await;
+    let r = match manager(conn).await {
+        Ok(m) => {
+            m.disable_unit_files_with_flags(&[name], unit_file_flags(runtime))
+                .await
+        }
+        Err(e) => Err(e),
+    };
     match r {
         Ok(changes) => print_unit_file_changes(&changes, quiet),
-        Err(e) => eprintln!("Failed to disable portable service {name}: {e}"),
+        Err(e) => eprintln!(
+            "Failed to disable portable service {name}: {}",
+            bus::message(e)
+        ),
+    }
+}
+
+/// The jobs portablectl queues.
+#[derive(Clone, Copy, Debug)]
+pub enum JobKind {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl JobKind {
+    /// The method's name, as portablectl's messages say it.
+    fn method(self) -> &'static str {
+        match self {
+            Self::Start => "StartUnit",
+            Self::Stop => "StopUnit",
+            Self::Restart => "RestartUnit",
+        }
     }
 }
 
 /// `StartUnit`/`StopUnit`/`RestartUnit(name, "replace")` of the unit `what` names (a unit
 /// file's path after an attach, as portablectl passes it, or a unit name); the job is added
 /// to `jobs`. A template is skipped: it cannot be started or stopped, only its instances.
-pub async fn job(conn: &Connection, method: &str, what: &str, jobs: &mut Jobs, quiet: bool) {
+pub async fn job(conn: &Connection, kind: JobKind, what: &str, jobs: &mut Jobs, quiet: bool) {
     let name = unit_name(what);
-    if portctl_engine::names::is_template(name) {
+    if portctl_engine::parse::names::is_template(name) {
         return;
     }
-    let r: anyhow::Result<OwnedObjectPath> = call(conn, method, &(name, "replace")).await;
+    let r = match manager(conn).await {
+        Ok(m) => match kind {
+            JobKind::Start => m.start_unit(name, "replace").await,
+            JobKind::Stop => m.stop_unit(name, "replace").await,
+            JobKind::Restart => m.restart_unit(name, "replace").await,
+        },
+        Err(e) => Err(e),
+    };
+    let method = kind.method();
     match r {
         Ok(job) => {
             if !quiet {
@@ -334,18 +350,26 @@ pub async fn job(conn: &Connection, method: &str, what: &str, jobs: &mut Jobs, q
             }
             jobs.add(job);
         }
-        Err(e) => eprintln!("Failed to call {method} on the portable service {what}: {e}"),
+        Err(e) => eprintln!(
+            "Failed to call {method} on the portable service {what}: {}",
+            bus::message(e)
+        ),
     }
 }
 
 /// `CleanUnit(name, ["all"])`: the unit's state, cache, logs and runtime directories.
 pub async fn clean(conn: &Connection, name: &str) {
-    let r: anyhow::Result<()> = call(conn, "CleanUnit", &(name, ["all"].as_slice())).await;
+    let r = match manager(conn).await {
+        Ok(m) => m.clean_unit(name, &["all"]).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = r {
-        eprintln!("Failed to clean portable service {name}: {e}");
+        eprintln!(
+            "Failed to clean portable service {name}: {}",
+            bus::message(e)
+        );
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

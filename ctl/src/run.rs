@@ -1,5 +1,5 @@
 //! `portctl run IMAGE [UNIT] [-- COMMAND...]`: runs a unit's command or any command from an
-//! image without attaching it, through portctld's `org.portctl.Run1` (issue 11). The
+//! image without attaching it, through portctld's `org.portctl.Run1` (docs/compatibility.md). The
 //! terminal (or whatever standard input and outputs are) is handed to the daemon, signals are
 //! passed on, and portctl exits with the command's status.
 
@@ -7,7 +7,8 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
-use portctl_dbus::{BUS_NAME, MANAGER_PATH};
+use portctl_dbus::flags::RunFlags;
+use portctl_dbus::proxy::Run1Proxy;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{agent, bus, verbs, Cli};
@@ -29,8 +30,6 @@ pub struct Args {
     #[arg(long)]
     dynamic_user: bool,
 }
-
-const INTERFACE: &str = "org.portctl.Run1";
 
 pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<ExitCode> {
     if a.unit.is_none() && a.command.is_empty() {
@@ -56,9 +55,14 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<ExitCode> {
                 .map(|d| d.as_nanos())
                 .unwrap_or_default()
         );
-        let flags = u64::from(a.writable) | (u64::from(a.dynamic_user) << 1);
+        let flags = RunFlags {
+            writable: a.writable,
+            dynamic_user: a.dynamic_user,
+        }
+        .bits();
         let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-        let body = (
+        let runner = Run1Proxy::new(&conn).await?;
+        let call = runner.run(
             image.as_str(),
             a.unit.as_deref().unwrap_or(""),
             &a.command,
@@ -69,7 +73,6 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<ExitCode> {
             zbus::Fd::from(stdout.as_fd()),
             zbus::Fd::from(stderr.as_fd()),
         );
-        let call = conn.call_method(Some(BUS_NAME), MANAGER_PATH, Some(INTERFACE), "Run", &body);
         tokio::pin!(call);
         let mut signals = [
             (libc::SIGINT, signal(SignalKind::interrupt())?),
@@ -90,8 +93,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<ExitCode> {
             };
             tokio::select! {
                 reply = &mut call => {
-                    let reply = reply.map_err(|e| anyhow!("Run failed: {}", bus::message(e)))?;
-                    let status: i32 = reply.body().deserialize()?;
+                    let status = reply.map_err(|e| anyhow!("Run failed: {}", bus::message(e)))?;
                     return Ok(ExitCode::from(status.clamp(0, 255) as u8));
                 }
                 sig = forwarded => {
@@ -99,9 +101,7 @@ pub fn run(cli: &Cli, a: &Args) -> anyhow::Result<ExitCode> {
                     // it gets a signal only when it handles it. A second one kills it.
                     interrupts += 1;
                     let sig = if interrupts > 1 { libc::SIGKILL } else { sig };
-                    let _ = conn
-                        .call_method(Some(BUS_NAME), MANAGER_PATH, Some(INTERFACE), "Kill", &(token.as_str(), sig))
-                        .await;
+                    let _ = runner.kill(token.as_str(), sig).await;
                 }
             }
         }

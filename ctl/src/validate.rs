@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use portctl_engine::compliance::{self, Report, Status};
-use portctl_engine::text::cescape;
+use portctl_engine::parse::text::cescape;
 use portctl_engine::Host;
 use serde::Serialize;
 

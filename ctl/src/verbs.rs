@@ -1,14 +1,14 @@
-//! The verbs of portablectl 252, with its argument handling, output and exit codes
-//! (section 3 of the reference).
+//! The verbs of portablectl 252, with its argument handling, output and exit codes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
-use portctl_dbus::proxy::{ChangeEntry, ManagerProxy};
-use portctl_engine::names;
+use portctl_dbus::flags::Flags;
+use portctl_dbus::proxy::{Authorized, ChangeEntry, ManagerProxy};
 use portctl_engine::os_release::OsRelease;
+use portctl_engine::parse::names;
 use zbus::Connection;
 
 use crate::pid1::{self, Jobs};
@@ -123,22 +123,9 @@ fn extensions(cli: &Cli) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
-/// Calls a Manager method that may need authorization: with `ALLOW_INTERACTIVE_AUTH` (so
-/// that polkit may ask the user through an agent) unless `--no-ask-password`.
-async fn call<B, R>(cli: &Cli, m: &ManagerProxy<'_>, method: &str, body: &B) -> zbus::Result<R>
-where
-    B: serde::Serialize + zbus::zvariant::DynamicType,
-    R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
-{
-    let flags = if cli.no_ask_password {
-        zbus::proxy::MethodFlags::empty()
-    } else {
-        zbus::proxy::MethodFlags::ALLOW_INTERACTIVE_AUTH
-    };
-    m.inner()
-        .call_with_flags(method, flags, body)
-        .await?
-        .ok_or(zbus::Error::InvalidReply)
+/// The Manager's calls that may need authorization: interactive unless `--no-ask-password`.
+fn authorized<'a>(cli: &Cli, m: &'a ManagerProxy<'a>) -> Authorized<'a> {
+    Authorized::new(m, !cli.no_ask_password)
 }
 
 /// Prints `value` as JSON when `--json` was given; tells whether it did.
@@ -240,8 +227,15 @@ fn args_between(a: &ImageArgs, min: usize, max: usize) -> anyhow::Result<&[Strin
     Ok(&a.args)
 }
 
+/// The flags of the `*WithExtensions` calls: `--force` is FORCE_ATTACH and FORCE_EXTENSION,
+/// as portablectl sends them.
 fn flags(cli: &Cli) -> u64 {
-    u64::from(cli.runtime) | if cli.force { 2 | 4 } else { 0 }
+    Flags {
+        runtime: cli.runtime,
+        force_attach: cli.force,
+        force_extension: cli.force,
+    }
+    .bits()
 }
 
 pub fn run(cli: &Cli, command: &Option<Command>) -> anyhow::Result<ExitCode> {
@@ -395,21 +389,20 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     };
     let attaching = async {
         if plain {
-            call::<_, Vec<ChangeEntry>>(
-                cli,
-                &m,
-                method,
-                &(&image, &matches, &cli.profile, cli.runtime, copy),
-            )
-            .await
+            authorized(cli, &m)
+                .attach_image(&image, &matches, &cli.profile, cli.runtime, copy)
+                .await
         } else {
-            call::<_, Vec<ChangeEntry>>(
-                cli,
-                &m,
-                method,
-                &(&image, &exts, &matches, &cli.profile, copy, flags(cli)),
-            )
-            .await
+            authorized(cli, &m)
+                .attach_image_with_extensions(
+                    &image,
+                    &exts,
+                    &matches,
+                    &cli.profile,
+                    copy,
+                    flags(cli),
+                )
+                .await
         }
     };
     let copying = (copy == "mixed")
@@ -444,7 +437,7 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
             Vec::new()
         };
         for path in &started {
-            pid1::job(conn, "StartUnit", path, &mut jobs, cli.quiet).await;
+            pid1::job(conn, pid1::JobKind::Start, path, &mut jobs, cli.quiet).await;
         }
         if !cli.no_block {
             jobs.wait().await;
@@ -484,7 +477,7 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
         if cli.now {
             let all: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
             for name in pid1::stop_order(&all) {
-                pid1::job(conn, "StopUnit", name, &mut jobs, cli.quiet).await;
+                pid1::job(conn, pid1::JobKind::Stop, name, &mut jobs, cli.quiet).await;
             }
         }
         // Stop jobs are always waited for.
@@ -503,20 +496,16 @@ async fn detach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     let (method, result) = if cli.extension.is_empty() && !cli.force {
         (
             "DetachImage",
-            call::<_, Vec<ChangeEntry>>(cli, &m, "DetachImage", &(&image, cli.runtime)).await,
+            authorized(cli, &m).detach_image(&image, cli.runtime).await,
         )
     } else {
         let exts = extensions(cli)?;
         let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
         (
             "DetachImageWithExtensions",
-            call::<_, Vec<ChangeEntry>>(
-                cli,
-                &m,
-                "DetachImageWithExtensions",
-                &(&image, &exts, flags(cli)),
-            )
-            .await,
+            authorized(cli, &m)
+                .detach_image_with_extensions(&image, &exts, flags(cli))
+                .await,
         )
     };
     let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
@@ -549,21 +538,20 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
     };
     let reattaching = async {
         if plain {
-            call::<_, (Vec<ChangeEntry>, Vec<ChangeEntry>)>(
-                cli,
-                &m,
-                method,
-                &(&image, &matches, &cli.profile, cli.runtime, copy),
-            )
-            .await
+            authorized(cli, &m)
+                .reattach_image(&image, &matches, &cli.profile, cli.runtime, copy)
+                .await
         } else {
-            call::<_, (Vec<ChangeEntry>, Vec<ChangeEntry>)>(
-                cli,
-                &m,
-                method,
-                &(&image, &exts, &matches, &cli.profile, copy, flags(cli)),
-            )
-            .await
+            authorized(cli, &m)
+                .reattach_image_with_extensions(
+                    &image,
+                    &exts,
+                    &matches,
+                    &cli.profile,
+                    copy,
+                    flags(cli),
+                )
+                .await
         }
     };
     let copying = (copy == "mixed")
@@ -591,7 +579,7 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
                 .map(|(_, p, _)| p.as_str())
                 .collect();
             for path in pid1::stop_order(&gone) {
-                pid1::job(conn, "StopUnit", path, &mut jobs, cli.quiet).await;
+                pid1::job(conn, pid1::JobKind::Stop, path, &mut jobs, cli.quiet).await;
             }
         }
         for (_, path, _) in updated
@@ -602,7 +590,7 @@ async fn reattach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result
                 pid1::enable(conn, path, cli.runtime, cli.quiet).await;
             }
             if cli.now {
-                pid1::job(conn, "RestartUnit", path, &mut jobs, cli.quiet).await;
+                pid1::job(conn, pid1::JobKind::Restart, path, &mut jobs, cli.quiet).await;
             }
         }
         if !cli.no_block {
@@ -622,7 +610,7 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
     let matches = determine_matches(&image, &args[1..], true, cli.quiet)?;
     let m = ManagerProxy::new(conn).await?;
     let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
-    // v252 loses the unit list with --force and no extension (section 3.3): not here.
+    // v252 loses the unit list with --force and no extension (docs/compatibility.md, "The client"): not here.
     let (path, os_release, extensions, units): Metadata = if cli.extension.is_empty() && !cli.force
     {
         let (p, o, u) = m
@@ -633,9 +621,14 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
     } else {
         let exts = extensions(cli)?;
         let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
-        m.get_image_metadata_with_extensions(&image, &exts, &matches, if cli.force { 4 } else { 0 })
-            .await
-            .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?
+        m.get_image_metadata_with_extensions(
+            &image,
+            &exts,
+            &matches,
+            if cli.force { Flags::FORCE_EXTENSION } else { 0 },
+        )
+        .await
+        .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?
     };
     let units: BTreeMap<String, Vec<u8>> = units.into_iter().collect();
     {
@@ -673,7 +666,7 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
     }
     // What comes from the image is shown with its control characters escaped; `--cat` into
     // a pipe or a file stays byte for byte (docs/security.md, "Output").
-    let show = |t: &str| portctl_engine::text::cescape(t);
+    let show = |t: &str| portctl_engine::parse::text::cescape(t);
     let mut out: Vec<u8> = Vec::new();
     if cli.cat {
         let raw = !std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -682,7 +675,9 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
                 out.extend_from_slice(data);
             } else {
                 let text = String::from_utf8_lossy(data);
-                out.extend_from_slice(portctl_engine::text::escape(&text, "\n\t").as_bytes());
+                out.extend_from_slice(
+                    portctl_engine::parse::text::escape(&text, "\n\t").as_bytes(),
+                );
             }
         };
         out.extend_from_slice(b"-- OS Release: --\n");
@@ -762,7 +757,8 @@ async fn read_only(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Resul
         None => true,
     };
     let m = ManagerProxy::new(conn).await?;
-    call::<_, ()>(cli, &m, "MarkImageReadOnly", &(&args[0], ro))
+    authorized(cli, &m)
+        .mark_image_read_only(&args[0], ro)
         .await
         .map_err(|e| anyhow!("Could not mark image read-only: {}", bus::message(e)))?;
     Ok(ExitCode::SUCCESS)
@@ -772,7 +768,8 @@ async fn remove(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     let args = args_between(a, 1, usize::MAX)?;
     let m = ManagerProxy::new(conn).await?;
     for image in args {
-        call::<_, ()>(cli, &m, "RemoveImage", &(image,))
+        authorized(cli, &m)
+            .remove_image(image)
             .await
             .map_err(|e| anyhow!("Could not remove image: {}", bus::message(e)))?;
     }
@@ -783,9 +780,11 @@ async fn set_limit(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Resul
     let args = args_between(a, 1, 2)?;
     let m = ManagerProxy::new(conn).await?;
     let r = match args {
-        [bytes] => call::<_, ()>(cli, &m, "SetPoolLimit", &(parse_size(bytes)?,)).await,
+        [bytes] => authorized(cli, &m).set_pool_limit(parse_size(bytes)?).await,
         [image, bytes] => {
-            call::<_, ()>(cli, &m, "SetImageLimit", &(image, parse_size(bytes)?)).await
+            authorized(cli, &m)
+                .set_image_limit(image, parse_size(bytes)?)
+                .await
         }
         _ => unreachable!(),
     };

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use portctl_dbus::error::{self as names, PortableError};
+use portctl_dbus::polkit::{self, AuthorityProxy};
 use zbus::message::{Flags, Header};
 use zbus::Connection;
 use zbus::Variant as Value;
@@ -23,9 +24,9 @@ pub enum Action {
 impl Action {
     pub fn id(self) -> &'static str {
         match self {
-            Self::Inspect => "org.freedesktop.portable1.inspect-images",
-            Self::Attach => "org.freedesktop.portable1.attach-images",
-            Self::Manage => "org.freedesktop.portable1.manage-images",
+            Self::Inspect => polkit::INSPECT_IMAGES,
+            Self::Attach => polkit::ATTACH_IMAGES,
+            Self::Manage => polkit::MANAGE_IMAGES,
         }
     }
 }
@@ -59,22 +60,24 @@ pub async fn authorize(
         .contains(Flags::ALLOW_INTERACTIVE_AUTH);
     let mut subject_details: HashMap<&str, Value<'_>> = HashMap::new();
     subject_details.insert("name", Value::from(sender.as_str()));
-    let details: HashMap<&str, &str> = HashMap::new();
-    let reply = conn
-        .call_method(
-            Some("org.freedesktop.PolicyKit1"),
-            "/org/freedesktop/PolicyKit1/Authority",
-            Some("org.freedesktop.PolicyKit1.Authority"),
-            "CheckAuthorization",
-            &(
-                ("system-bus-name", subject_details),
-                action.id(),
-                details,
-                u32::from(interactive),
-                "",
-            ),
-        )
+    let subject = ("system-bus-name", subject_details);
+    let flags = if interactive {
+        polkit::ALLOW_USER_INTERACTION
+    } else {
+        0
+    };
+    let authority = AuthorityProxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
         .await;
+    let reply = match authority {
+        Ok(authority) => {
+            authority
+                .check_authorization(&subject, action.id(), &HashMap::new(), flags, "")
+                .await
+        }
+        Err(e) => Err(e),
+    };
     let reply = match reply {
         Ok(r) => r,
         Err(e) => {
@@ -92,8 +95,7 @@ pub async fn authorize(
             ));
         }
     };
-    let (authorized, challenge, _details): (bool, bool, HashMap<String, String>) =
-        reply.body().deserialize()?;
+    let (authorized, challenge, _details) = reply;
     if authorized {
         Ok(())
     } else if challenge {

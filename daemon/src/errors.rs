@@ -1,4 +1,4 @@
-//! Engine errors to the reference's D-Bus errors (section 1.7).
+//! Engine errors to the D-Bus errors v252 answers with (portctl_dbus::error).
 
 use portctl_dbus::error::{self as names, PortableError};
 use portctl_engine::Error;
@@ -6,6 +6,11 @@ use portctl_engine::Error;
 pub fn to_wire(e: Error) -> PortableError {
     let message = e.to_string();
     match e {
+        // The cause names the error; the message tells both.
+        Error::RollbackFailed { cause, .. } => PortableError {
+            message,
+            ..to_wire(*cause)
+        },
         Error::NoSuchImage(_) => PortableError::new(names::NO_SUCH_IMAGE, message),
         Error::BadImageType(_) => PortableError::new(names::BAD_IMAGE_TYPE, message),
         Error::BadImageRef(_)

@@ -10,7 +10,7 @@ use portctl_engine::Image;
 use zbus::message::Header;
 use zbus::{interface, Connection};
 
-use crate::ops::{parse_flags, runtime_flags, Call, Changes};
+use crate::ops::{runtime_flags, Call, Changes, Target};
 use crate::state::State;
 
 pub struct ImageObject {
@@ -25,10 +25,6 @@ impl ImageObject {
             .blocking(move |h, _| h.find_image_by_name(&name))
             .await
     }
-
-    async fn path(&self) -> Result<String, PortableError> {
-        Ok(self.image().await?.path.display().to_string())
-    }
 }
 
 #[interface(name = "org.freedesktop.portable1.Image")]
@@ -39,15 +35,9 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<HashMap<String, String>, PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .os_release(path)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .os_release(Target::Object(self.name.clone()))
+            .await
     }
 
     #[zbus(out_args("image", "os_release", "units"))]
@@ -57,16 +47,9 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(String, Vec<u8>, BTreeMap<String, Vec<u8>>), PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        let (p, o, _, u) = Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .metadata(path, Vec::new(), matches, 0)
-        .await?;
-        Ok((p, o, u))
+        Call::new(&self.state, conn, &hdr)
+            .metadata_v252(Target::Object(self.name.clone()), matches)
+            .await
     }
 
     #[zbus(out_args("image", "os_release", "extensions", "units"))]
@@ -86,15 +69,14 @@ impl ImageObject {
         ),
         PortableError,
     > {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .metadata(path, extensions, matches, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .metadata(
+                Target::Object(self.name.clone()),
+                extensions,
+                matches,
+                flags,
+            )
+            .await
     }
 
     #[zbus(out_args("state"))]
@@ -103,15 +85,9 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<String, PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .state(path, Vec::new(), 0)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .state(Target::Object(self.name.clone()), Vec::new(), 0)
+            .await
     }
 
     #[zbus(out_args("state"))]
@@ -122,15 +98,9 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<String, PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .state(path, extensions, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .state(Target::Object(self.name.clone()), extensions, flags)
+            .await
     }
 
     #[zbus(out_args("changes"))]
@@ -143,22 +113,16 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<Changes, PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .attach(
-            path,
-            Vec::new(),
-            matches,
-            profile,
-            copy_mode,
-            runtime_flags(runtime),
-        )
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .attach(
+                Target::Object(self.name.clone()),
+                Vec::new(),
+                matches,
+                profile,
+                copy_mode,
+                runtime_flags(runtime),
+            )
+            .await
     }
 
     #[zbus(out_args("changes"))]
@@ -173,16 +137,16 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<Changes, PortableError> {
-        let _op = self.state.begin();
-        let flags = parse_flags(flags)?;
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .attach(path, extensions, matches, profile, copy_mode, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .attach(
+                Target::Object(self.name.clone()),
+                extensions,
+                matches,
+                profile,
+                copy_mode,
+                flags,
+            )
+            .await
     }
 
     #[zbus(out_args("changes"))]
@@ -192,15 +156,13 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<Changes, PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .detach(path, Vec::new(), runtime_flags(runtime))
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .detach(
+                Target::Object(self.name.clone()),
+                Vec::new(),
+                runtime_flags(runtime),
+            )
+            .await
     }
 
     #[zbus(out_args("changes"))]
@@ -211,16 +173,9 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<Changes, PortableError> {
-        let _op = self.state.begin();
-        let flags = parse_flags(flags)?;
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .detach(path, extensions, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .detach(Target::Object(self.name.clone()), extensions, flags)
+            .await
     }
 
     #[zbus(out_args("changes_removed", "changes_updated"))]
@@ -234,25 +189,19 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(Changes, Changes), PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .reattach(
-            path,
-            Vec::new(),
-            matches,
-            profile,
-            copy_mode,
-            runtime_flags(runtime),
-        )
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .reattach(
+                Target::Object(self.name.clone()),
+                Vec::new(),
+                matches,
+                profile,
+                copy_mode,
+                runtime_flags(runtime),
+            )
+            .await
     }
 
-    /// The v252 wire name (sic), which v252 itself could not serve (quirk 1.11.6).
+    /// The v252 wire name (sic), which v252 itself could not serve (docs/compatibility.md).
     #[zbus(
         name = "ReattacheWithExtensions",
         out_args("changes_removed", "changes_updated")
@@ -285,16 +234,16 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(Changes, Changes), PortableError> {
-        let _op = self.state.begin();
-        let flags = parse_flags(flags)?;
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .reattach(path, extensions, matches, profile, copy_mode, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .reattach(
+                Target::Object(self.name.clone()),
+                extensions,
+                matches,
+                profile,
+                copy_mode,
+                flags,
+            )
+            .await
     }
 
     async fn remove(
@@ -302,15 +251,9 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .remove(path)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .remove(Target::Object(self.name.clone()))
+            .await
     }
 
     async fn mark_read_only(
@@ -319,15 +262,9 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .mark_read_only(path, read_only)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .mark_read_only(Target::Object(self.name.clone()), read_only)
+            .await
     }
 
     async fn set_limit(
@@ -336,15 +273,9 @@ impl ImageObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), PortableError> {
-        let _op = self.state.begin();
-        let path = self.path().await?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .set_limit(path, limit)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .set_limit(Target::Object(self.name.clone()), limit)
+            .await
     }
 
     #[zbus(property(emits_changed_signal = "false"), name = "Name")]
@@ -354,7 +285,7 @@ impl ImageObject {
 
     #[zbus(property(emits_changed_signal = "false"), name = "Path")]
     async fn path_property(&self) -> Result<String, PortableError> {
-        self.path().await
+        Ok(self.image().await?.path.display().to_string())
     }
 
     #[zbus(property(emits_changed_signal = "false"), name = "Type")]

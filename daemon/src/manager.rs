@@ -7,12 +7,12 @@ use std::sync::Arc;
 use portctl_dbus::error::{self as names, PortableError};
 use portctl_dbus::path::image_object_path;
 use portctl_engine::host::POOL_PATH;
-use portctl_engine::names::{parse_image_ref, ImageRef};
+use portctl_engine::parse::names::{parse_image_ref, ImageRef};
 use zbus::message::Header;
 use zbus::{interface, Connection, ObjectServer, OwnedObjectPath};
 
 use crate::image::ImageObject;
-use crate::ops::{parse_flags, runtime_flags, Call, Changes};
+use crate::ops::{runtime_flags, Call, Changes, Target};
 use crate::state::State;
 
 pub struct Manager {
@@ -165,14 +165,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<HashMap<String, String>, PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .os_release(image)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .os_release(Target::Given(image))
+            .await
     }
 
     #[zbus(out_args("image", "os_release", "units"))]
@@ -183,15 +178,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(String, Vec<u8>, BTreeMap<String, Vec<u8>>), PortableError> {
-        let _op = self.state.begin();
-        let (p, o, _, u) = Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .metadata(image, Vec::new(), matches, 0)
-        .await?;
-        Ok((p, o, u))
+        Call::new(&self.state, conn, &hdr)
+            .metadata_v252(Target::Given(image), matches)
+            .await
     }
 
     #[zbus(out_args("image", "os_release", "extensions", "units"))]
@@ -212,14 +201,9 @@ impl Manager {
         ),
         PortableError,
     > {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .metadata(image, extensions, matches, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .metadata(Target::Given(image), extensions, matches, flags)
+            .await
     }
 
     #[zbus(out_args("state"))]
@@ -229,14 +213,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<String, PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .state(image, Vec::new(), 0)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .state(Target::Given(image), Vec::new(), 0)
+            .await
     }
 
     #[zbus(out_args("state"))]
@@ -248,14 +227,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<String, PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .state(image, extensions, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .state(Target::Given(image), extensions, flags)
+            .await
     }
 
     #[zbus(out_args("changes"))]
@@ -270,21 +244,16 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<Changes, PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .attach(
-            image,
-            Vec::new(),
-            matches,
-            profile,
-            copy_mode,
-            runtime_flags(runtime),
-        )
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .attach(
+                Target::Given(image),
+                Vec::new(),
+                matches,
+                profile,
+                copy_mode,
+                runtime_flags(runtime),
+            )
+            .await
     }
 
     #[zbus(out_args("changes"))]
@@ -300,15 +269,16 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<Changes, PortableError> {
-        let _op = self.state.begin();
-        let flags = parse_flags(flags)?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .attach(image, extensions, matches, profile, copy_mode, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .attach(
+                Target::Given(image),
+                extensions,
+                matches,
+                profile,
+                copy_mode,
+                flags,
+            )
+            .await
     }
 
     #[zbus(out_args("changes"))]
@@ -319,14 +289,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<Changes, PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .detach(image, Vec::new(), runtime_flags(runtime))
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .detach(Target::Given(image), Vec::new(), runtime_flags(runtime))
+            .await
     }
 
     #[zbus(out_args("changes"))]
@@ -338,15 +303,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<Changes, PortableError> {
-        let _op = self.state.begin();
-        let flags = parse_flags(flags)?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .detach(image, extensions, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .detach(Target::Given(image), extensions, flags)
+            .await
     }
 
     #[zbus(out_args("changes_removed", "changes_updated"))]
@@ -361,21 +320,16 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(Changes, Changes), PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .reattach(
-            image,
-            Vec::new(),
-            matches,
-            profile,
-            copy_mode,
-            runtime_flags(runtime),
-        )
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .reattach(
+                Target::Given(image),
+                Vec::new(),
+                matches,
+                profile,
+                copy_mode,
+                runtime_flags(runtime),
+            )
+            .await
     }
 
     #[zbus(out_args("changes_removed", "changes_updated"))]
@@ -391,15 +345,16 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(Changes, Changes), PortableError> {
-        let _op = self.state.begin();
-        let flags = parse_flags(flags)?;
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .reattach(image, extensions, matches, profile, copy_mode, flags)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .reattach(
+                Target::Given(image),
+                extensions,
+                matches,
+                profile,
+                copy_mode,
+                flags,
+            )
+            .await
     }
 
     async fn remove_image(
@@ -408,14 +363,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .remove(image)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .remove(Target::Given(image))
+            .await
     }
 
     async fn mark_image_read_only(
@@ -425,14 +375,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .mark_read_only(image, read_only)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .mark_read_only(Target::Given(image), read_only)
+            .await
     }
 
     async fn set_image_limit(
@@ -442,14 +387,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .set_limit(image, limit)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .set_limit(Target::Given(image), limit)
+            .await
     }
 
     async fn set_pool_limit(
@@ -458,14 +398,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), PortableError> {
-        let _op = self.state.begin();
-        Call {
-            state: &self.state,
-            conn,
-            hdr: &hdr,
-        }
-        .set_pool_limit(limit)
-        .await
+        Call::new(&self.state, conn, &hdr)
+            .set_pool_limit(limit)
+            .await
     }
 
     #[zbus(property(emits_changed_signal = "false"), name = "PoolPath")]

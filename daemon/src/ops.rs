@@ -4,13 +4,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use portctl_dbus::error::{self as names, PortableError};
-use portctl_engine::names::{parse_image_ref, ImageRef};
-use portctl_engine::portable::{AttachOptions, Change, CopyMode, DetachOptions, Flags};
+use portctl_dbus::flags::Flags;
+use portctl_engine::parse::names::{parse_image_ref, ImageRef};
+use portctl_engine::portable::{AttachOptions, Change, CopyMode, DetachOptions};
+use portctl_engine::Host;
 use zbus::message::Header;
 use zbus::Connection;
 
 use crate::auth::{authorize, Action};
-use crate::state::State;
+use crate::state::{Op, State};
 
 pub type Changes = Vec<(String, String, String)>;
 pub type Metadata = (
@@ -31,66 +33,94 @@ fn is_path(image: &str) -> bool {
     matches!(parse_image_ref(image), Ok(ImageRef::Path(_)))
 }
 
-/// Everything a call needs besides its arguments.
-pub struct Call<'a> {
-    pub state: &'a State,
-    pub conn: &'a Connection,
-    pub hdr: &'a Header<'a>,
+/// The image a call is about.
+pub enum Target {
+    /// The `image` argument of a Manager method: a name or a path, as the caller gave it.
+    Given(String),
+    /// The image of an image object, by name; each call finds it again and works on its
+    /// path, as v252 does.
+    Object(String),
 }
 
-impl Call<'_> {
+impl Target {
+    /// The image argument the engine works on.
+    fn resolve(&self, h: &Host) -> portctl_engine::Result<String> {
+        match self {
+            Self::Given(image) => Ok(image.clone()),
+            Self::Object(name) => Ok(h.find_image_by_name(name)?.path.display().to_string()),
+        }
+    }
+
+    /// Whether reading the image needs `inspect-images` authorization: an image named by
+    /// path (v252's AUTHENTICATE_BY_PATH). Images named by name, and the image of an image
+    /// object, every caller may read.
+    fn read_needs_auth(&self) -> bool {
+        matches!(self, Self::Given(image) if is_path(image))
+    }
+}
+
+/// One call in flight: the shared state, who called, and the count of operations in flight
+/// (held until the reply is built).
+pub struct Call<'a> {
+    state: &'a State,
+    conn: &'a Connection,
+    hdr: &'a Header<'a>,
+    _op: Op<'a>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(state: &'a State, conn: &'a Connection, hdr: &'a Header<'a>) -> Self {
+        Self {
+            state,
+            conn,
+            hdr,
+            _op: state.begin(),
+        }
+    }
+
     async fn auth(&self, action: Action) -> Result<(), PortableError> {
         authorize(self.conn, self.hdr, action).await
     }
 
-    /// Reading an image named by path needs `inspect-images` authorization (v252's
-    /// AUTHENTICATE_BY_PATH). `resolved_by_object` says that `image` is the root image of a
-    /// call to an image object, which resolved it from the object's own name (every caller
-    /// may read images by name, as v252 skips the check for an image passed in). Extension
-    /// images are arguments of the call, authorized wherever they arrive.
-    async fn auth_read(&self, image: &str, resolved_by_object: bool) -> Result<(), PortableError> {
-        if is_path(image) && !resolved_by_object {
+    /// Authorizes reading `target` and the extension images, which are arguments of the
+    /// call and checked wherever they arrive.
+    async fn auth_read(&self, target: &Target, extensions: &[String]) -> Result<(), PortableError> {
+        if target.read_needs_auth() || extensions.iter().any(|e| is_path(e)) {
             self.auth(Action::Inspect).await?;
         }
         Ok(())
     }
 
-    /// Whether the call came to an image object (not to the Manager).
-    fn to_image_object(&self) -> bool {
-        let prefix = format!("{}/", portctl_dbus::IMAGE_PATH_PREFIX);
-        self.hdr
-            .path()
-            .is_some_and(|p| p.as_str().starts_with(&prefix))
-    }
-
     pub async fn os_release(
-        &self,
-        image: String,
+        self,
+        target: Target,
     ) -> Result<HashMap<String, String>, PortableError> {
-        self.auth_read(&image, self.to_image_object()).await?;
+        self.auth_read(&target, &[]).await?;
         let pairs = self
             .state
-            .blocking(move |h, _| h.image_os_release(&image))
+            .blocking(move |h, _| h.image_os_release(&target.resolve(h)?))
             .await?;
         Ok(pairs.into_iter().collect())
     }
 
     pub async fn metadata(
-        &self,
-        image: String,
+        self,
+        target: Target,
         extensions: Vec<String>,
         matches: Vec<String>,
         flags: u64,
     ) -> Result<Metadata, PortableError> {
-        let flags = Flags::from_bits(flags).map_err(crate::errors::to_wire)?;
-        self.auth_read(&image, self.to_image_object()).await?;
-        for e in &extensions {
-            self.auth_read(e, false).await?;
-        }
+        let flags = Flags::from_bits(flags)?;
+        self.auth_read(&target, &extensions).await?;
         let (m, releases) = self
             .state
             .blocking(move |h, _| {
-                h.image_metadata(&image, &extensions, &matches, flags.force_extension)
+                h.image_metadata(
+                    &target.resolve(h)?,
+                    &extensions,
+                    &matches,
+                    flags.force_extension,
+                )
             })
             .await?;
         Ok((
@@ -101,9 +131,19 @@ impl Call<'_> {
         ))
     }
 
+    /// The v252 reply of the methods without extensions: the extensions' releases left out.
+    pub async fn metadata_v252(
+        self,
+        target: Target,
+        matches: Vec<String>,
+    ) -> Result<(String, Vec<u8>, BTreeMap<String, Vec<u8>>), PortableError> {
+        let (path, os_release, _, units) = self.metadata(target, Vec::new(), matches, 0).await?;
+        Ok((path, os_release, units))
+    }
+
     pub async fn state(
-        &self,
-        image: String,
+        self,
+        target: Target,
         extensions: Vec<String>,
         flags: u64,
     ) -> Result<String, PortableError> {
@@ -115,7 +155,7 @@ impl Call<'_> {
         }
         let s = self
             .state
-            .blocking(move |h, pid1| h.image_state(pid1, &image, &extensions))
+            .blocking(move |h, pid1| h.image_state(pid1, &target.resolve(h)?, &extensions))
             .await?;
         Ok(s.as_str().to_string())
     }
@@ -138,34 +178,42 @@ impl Call<'_> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn attach(
-        &self,
-        image: String,
+        self,
+        target: Target,
         extensions: Vec<String>,
         matches: Vec<String>,
         profile: String,
         copy_mode: String,
-        flags: Flags,
+        flags: u64,
     ) -> Result<Changes, PortableError> {
-        let o = Self::options(matches, extensions, profile, &copy_mode, flags)?;
+        let o = Self::options(
+            matches,
+            extensions,
+            profile,
+            &copy_mode,
+            Flags::from_bits(flags)?,
+        )?;
         self.auth(Action::Attach).await?;
-        tracing::info!(image = %image, extensions = ?o.extensions, profile = %o.profile, runtime = o.runtime, "attach");
         let changes = self
             .state
-            .blocking(move |h, pid1| h.attach(pid1, &image, &o))
+            .blocking(move |h, pid1| {
+                let image = target.resolve(h)?;
+                tracing::info!(image = %image, extensions = ?o.extensions, profile = %o.profile, runtime = o.runtime, "attach");
+                h.attach(pid1, &image, &o)
+            })
             .await?;
         Ok(wire(changes))
     }
 
     pub async fn detach(
-        &self,
-        image: String,
+        self,
+        target: Target,
         extensions: Vec<String>,
-        flags: Flags,
+        flags: u64,
     ) -> Result<Changes, PortableError> {
+        let flags = Flags::from_bits(flags)?;
         self.auth(Action::Attach).await?;
-        tracing::info!(image = %image, ?extensions, runtime = flags.runtime, "detach");
         let o = DetachOptions {
             extensions,
             runtime: flags.runtime,
@@ -173,59 +221,77 @@ impl Call<'_> {
         };
         let changes = self
             .state
-            .blocking(move |h, pid1| h.detach(pid1, &image, &o))
+            .blocking(move |h, pid1| {
+                let image = target.resolve(h)?;
+                tracing::info!(image = %image, extensions = ?o.extensions, runtime = o.runtime, "detach");
+                h.detach(pid1, &image, &o)
+            })
             .await?;
         Ok(wire(changes))
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn reattach(
-        &self,
-        image: String,
+        self,
+        target: Target,
         extensions: Vec<String>,
         matches: Vec<String>,
         profile: String,
         copy_mode: String,
-        flags: Flags,
+        flags: u64,
     ) -> Result<(Changes, Changes), PortableError> {
-        let o = Self::options(matches, extensions, profile, &copy_mode, flags)?;
+        let o = Self::options(
+            matches,
+            extensions,
+            profile,
+            &copy_mode,
+            Flags::from_bits(flags)?,
+        )?;
         self.auth(Action::Attach).await?;
-        tracing::info!(image = %image, profile = %o.profile, runtime = o.runtime, "reattach");
         let (removed, updated) = self
             .state
-            .blocking(move |h, pid1| h.reattach(pid1, &image, &o))
+            .blocking(move |h, pid1| {
+                let image = target.resolve(h)?;
+                tracing::info!(image = %image, profile = %o.profile, runtime = o.runtime, "reattach");
+                h.reattach(pid1, &image, &o)
+            })
             .await?;
         Ok((wire(removed), wire(updated)))
     }
 
-    pub async fn remove(&self, image: String) -> Result<(), PortableError> {
+    pub async fn remove(self, target: Target) -> Result<(), PortableError> {
         self.auth(Action::Manage).await?;
-        tracing::info!(image = %image, "remove");
         self.state
-            .blocking(move |h, pid1| h.remove_image(pid1, &image))
+            .blocking(move |h, pid1| {
+                let image = target.resolve(h)?;
+                tracing::info!(image = %image, "remove");
+                h.remove_image(pid1, &image)
+            })
             .await
     }
 
     pub async fn mark_read_only(
-        &self,
-        image: String,
+        self,
+        target: Target,
         read_only: bool,
     ) -> Result<(), PortableError> {
         self.auth(Action::Manage).await?;
-        tracing::info!(image = %image, read_only, "read-only");
         self.state
-            .blocking(move |h, _| h.mark_read_only(&image, read_only))
+            .blocking(move |h, _| {
+                let image = target.resolve(h)?;
+                tracing::info!(image = %image, read_only, "read-only");
+                h.mark_read_only(&image, read_only)
+            })
             .await
     }
 
-    pub async fn set_limit(&self, image: String, limit: u64) -> Result<(), PortableError> {
+    pub async fn set_limit(self, target: Target, limit: u64) -> Result<(), PortableError> {
         self.auth(Action::Manage).await?;
         self.state
-            .blocking(move |h, _| h.set_image_limit(&image, limit))
+            .blocking(move |h, _| h.set_image_limit(&target.resolve(h)?, limit))
             .await
     }
 
-    pub async fn set_pool_limit(&self, limit: u64) -> Result<(), PortableError> {
+    pub async fn set_pool_limit(self, limit: u64) -> Result<(), PortableError> {
         self.auth(Action::Manage).await?;
         self.state
             .blocking(move |h, _| h.set_pool_limit(limit))
@@ -233,15 +299,11 @@ impl Call<'_> {
     }
 }
 
-/// `(runtime ? RUNTIME : 0)` of the plain methods.
-pub fn runtime_flags(runtime: bool) -> Flags {
+/// The flags of the methods without extensions: `runtime ? RUNTIME : 0`.
+pub fn runtime_flags(runtime: bool) -> u64 {
     Flags {
         runtime,
         ..Flags::default()
     }
-}
-
-/// The flags of the `*WithExtensions` methods.
-pub fn parse_flags(flags: u64) -> Result<Flags, PortableError> {
-    Flags::from_bits(flags).map_err(crate::errors::to_wire)
+    .bits()
 }

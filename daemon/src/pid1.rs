@@ -1,32 +1,22 @@
-//! The engine's questions to PID 1, over `org.freedesktop.systemd1` (section 1.9): whether a
+//! The engine's questions to PID 1, over `org.freedesktop.systemd1`: whether a
 //! unit (or, for a template, any instance) is activating, active, reloading or deactivating.
 //! Without a service manager on the bus no unit can be active: that is logged once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use portctl_dbus::systemd1;
 use portctl_engine::portable::ServiceManager;
 use zbus::Connection;
 
 const ACTIVE_STATES: [&str; 4] = ["activating", "active", "reloading", "deactivating"];
 
-/// The D-Bus error name of a failed call, however zbus wrapped it.
-fn error_name(e: &zbus::Error) -> Option<String> {
-    match e {
-        zbus::Error::MethodError(name, ..) => Some(name.to_string()),
-        zbus::Error::FDO(e) => Some(zbus::DBusError::name(e.as_ref()).to_string()),
-        _ => None,
-    }
-}
-
 /// Whether a call failed because no service manager is on the bus.
 pub fn service_manager_absent(e: &zbus::Error) -> bool {
-    matches!(
-        error_name(e).as_deref(),
-        Some(
-            "org.freedesktop.DBus.Error.ServiceUnknown"
-                | "org.freedesktop.DBus.Error.NameHasNoOwner"
-        )
-    )
+    portctl_dbus::error::destination_absent(e)
+}
+
+fn no_such_unit(e: &zbus::Error) -> bool {
+    portctl_dbus::error::name_of(e).as_deref() == Some(portctl_dbus::error::NO_SUCH_UNIT)
 }
 
 pub struct SystemdManager {
@@ -53,72 +43,30 @@ impl SystemdManager {
     }
 
     async fn query(&self, unit: &str) -> zbus::Result<bool> {
+        let m = systemd1::ManagerProxy::new(&self.conn).await?;
         if let Some((prefix, suffix)) = unit.split_once("@.") {
             // A template: is any instance active?
             let pattern = format!("{prefix}@*.{suffix}");
-            let reply = self
-                .conn
-                .call_method(
-                    Some("org.freedesktop.systemd1"),
-                    "/org/freedesktop/systemd1",
-                    Some("org.freedesktop.systemd1.Manager"),
-                    "ListUnitsByPatterns",
-                    &(ACTIVE_STATES.as_slice(), [pattern.as_str()].as_slice()),
-                )
+            let rows = m
+                .list_units_by_patterns(&ACTIVE_STATES, &[pattern.as_str()])
                 .await?;
-            type Row = (
-                String,
-                String,
-                String,
-                String,
-                String,
-                String,
-                zbus::OwnedObjectPath,
-                u32,
-                String,
-                zbus::OwnedObjectPath,
-            );
-            let rows: Vec<Row> = reply.body().deserialize()?;
             return Ok(!rows.is_empty());
         }
         // GetUnit first: a unit PID 1 has not loaded cannot be active, and asking for the
         // properties of its object path would make PID 1 load it (as v252 does).
-        let loaded = self
-            .conn
-            .call_method(
-                Some("org.freedesktop.systemd1"),
-                "/org/freedesktop/systemd1",
-                Some("org.freedesktop.systemd1.Manager"),
-                "GetUnit",
-                &(unit,),
-            )
-            .await;
-        let path: zbus::OwnedObjectPath = match loaded {
-            Ok(reply) => reply.body().deserialize()?,
-            Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.NoSuchUnit") => {
-                return Ok(false)
-            }
+        let path = match m.get_unit(unit).await {
+            Ok(path) => path,
+            Err(e) if no_such_unit(&e) => return Ok(false),
             Err(e) => return Err(e),
         };
-        let reply = self
-            .conn
-            .call_method(
-                Some("org.freedesktop.systemd1"),
-                path.as_str(),
-                Some("org.freedesktop.DBus.Properties"),
-                "Get",
-                &("org.freedesktop.systemd1.Unit", "ActiveState"),
-            )
-            .await;
-        match reply {
-            Ok(reply) => {
-                let v: zbus::OwnedVariant = reply.body().deserialize()?;
-                let state: String = v.try_into()?;
-                Ok(ACTIVE_STATES.contains(&state.as_str()))
-            }
-            Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.NoSuchUnit") => {
-                Ok(false)
-            }
+        let u = systemd1::UnitProxy::builder(&self.conn)
+            .path(path)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        match u.active_state().await {
+            Ok(state) => Ok(ACTIVE_STATES.contains(&state.as_str())),
+            Err(e) if no_such_unit(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }

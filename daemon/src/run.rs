@@ -27,11 +27,7 @@ use zbus::{interface, Connection};
 
 use crate::auth::{authorize, Action};
 use crate::state::State;
-
-/// `flags` of `Run`: a writable overlay over the image.
-pub const RUN_WRITABLE: u64 = 1 << 0;
-/// `flags` of `Run`: a dynamic user even where the profile does not ask for one.
-pub const RUN_DYNAMIC_USER: u64 = 1 << 1;
+use portctl_dbus::flags::RunFlags;
 
 /// What a run in progress is: a unit PID 1 runs, or stage 2's host PID.
 #[derive(Debug, Clone)]
@@ -106,12 +102,7 @@ impl Runner {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<i32, PortableError> {
         let _op = self.state.begin();
-        if flags & !(RUN_WRITABLE | RUN_DYNAMIC_USER) != 0 {
-            return Err(PortableError::new(
-                names::INVALID_ARGS,
-                format!("Invalid 'flags' parameter '{flags}'"),
-            ));
-        }
+        let flags = RunFlags::from_bits(flags)?;
         authorize(conn, &hdr, Action::Attach).await?;
         let caller = hdr
             .sender()
@@ -119,8 +110,8 @@ impl Runner {
             .ok_or_else(|| failed("No sender"))?;
         let o = RunOptions {
             profile,
-            writable: flags & RUN_WRITABLE != 0,
-            dynamic_user: flags & RUN_DYNAMIC_USER != 0,
+            writable: flags.writable,
+            dynamic_user: flags.dynamic_user,
         };
         let unit = (!unit.is_empty()).then_some(unit);
         let spec = self
@@ -245,16 +236,12 @@ impl RunUnit<'_> {
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await?;
-        let rule = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .sender(systemd1::SERVICE)
+        let announced = zbus::fdo::PropertiesProxy::builder(self.conn)
+            .destination(systemd1::SERVICE)
             .path(path.as_str())
-            .interface("org.freedesktop.DBus.Properties")
-            .member("PropertiesChanged")
-            .build()?;
-        let mut changes =
-            zbus::MessageStream::for_match_rule(rule, self.conn, std::num::NonZeroUsize::new(16))
-                .await?;
+            .build()
+            .await?;
+        let mut changes = announced.receive_properties_changed().await?;
         let _ = m.subscribe().await;
         let argv = vec![exe.clone(), "--run-stage1".to_string(), json.to_string()];
         let properties: Vec<systemd1::Property<'_>> = vec![

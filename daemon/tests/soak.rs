@@ -1,4 +1,4 @@
-//! Leaks under load (issue 9, part 5): 10,000 attach/detach cycles through portctld,
+//! Leaks under load: 10,000 attach/detach cycles through portctld,
 //! alternating directory, squashfs, ext4 and erofs images, sampling the daemon's memory, file
 //! descriptors, mounts and loop devices every 1,000 cycles. Long (minutes), so not in the
 //! default run:

@@ -1,4 +1,4 @@
-//! The D-Bus errors of `org.freedesktop.portable1` (section 1.7 of the reference): one type
+//! The D-Bus errors of `org.freedesktop.portable1` (as systemd 252 names them): one type
 //! used by the daemon to reply and by the client to read replies. The names are the reference's:
 //! two in the portable1 namespace, systemd1's unit errors, the standard DBus errors and
 //! `System.Error.E*` for plain errnos.
@@ -20,6 +20,25 @@ pub const INTERACTIVE_AUTHORIZATION_REQUIRED: &str =
     "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
 pub const LIMITS_EXCEEDED: &str = "org.freedesktop.DBus.Error.LimitsExceeded";
 pub const FAILED: &str = "org.freedesktop.DBus.Error.Failed";
+pub const SERVICE_UNKNOWN: &str = "org.freedesktop.DBus.Error.ServiceUnknown";
+pub const NAME_HAS_NO_OWNER: &str = "org.freedesktop.DBus.Error.NameHasNoOwner";
+
+/// The D-Bus error name of a failed call, however zbus wrapped it.
+pub fn name_of(e: &zbus::Error) -> Option<String> {
+    match e {
+        zbus::Error::MethodError(name, ..) => Some(name.to_string()),
+        zbus::Error::FDO(e) => Some(zbus::DBusError::name(e.as_ref()).to_string()),
+        _ => None,
+    }
+}
+
+/// Whether a call failed because nothing owns (or can be activated for) its destination.
+pub fn destination_absent(e: &zbus::Error) -> bool {
+    matches!(
+        name_of(e).as_deref(),
+        Some(SERVICE_UNKNOWN | NAME_HAS_NO_OWNER)
+    )
+}
 
 /// An error reply: its name and its message (clients print the message verbatim).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,13 @@
-//! The `org.freedesktop.portable1` interface as both sides see it: bus and object names, the
-//! object-path escaping of image names, and the error names of systemd 252.
+//! The wire contract of portctl, one place for both sides: the `org.freedesktop.portable1`
+//! interfaces (proxies in [`proxy`], the daemon serves the same names and signatures), its
+//! flags, `org.portctl.Run1` and `org.portctl.Manager1`, what portctl asks of PID 1
+//! ([`systemd1`]) and of polkit ([`polkit`]), the object-path escaping of image names, and the
+//! error names of systemd 252 ([`error`]). No D-Bus method is named by a string elsewhere.
 
 pub mod error;
+pub mod flags;
 pub mod path;
+pub mod polkit;
 pub mod proxy;
 pub mod systemd1;
 

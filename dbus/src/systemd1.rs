@@ -23,6 +23,13 @@ pub type UnitStatus = (
     OwnedObjectPath,
 );
 
+/// One change of `EnableUnitFilesWithFlags`: type, path, source.
+pub type UnitFileChange = (String, String, String);
+
+/// `UNIT_FILE_RUNTIME` and `UNIT_FILE_PORTABLE` of the `*UnitFilesWithFlags` calls.
+pub const UNIT_FILE_RUNTIME: u64 = 1 << 0;
+pub const UNIT_FILE_PORTABLE: u64 = 1 << 2;
+
 /// A property of a transient unit (`StartTransientUnit`).
 pub type Property<'a> = (&'a str, Variant<'a>);
 
@@ -46,6 +53,31 @@ pub trait Manager {
         aux: &[(&str, &[Property<'_>])],
     ) -> zbus::Result<OwnedObjectPath>;
     fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn clean_unit(&self, name: &str, mask: &[&str]) -> zbus::Result<()>;
+    fn reload(&self) -> zbus::Result<()>;
+    /// Returns whether an `[Install]` section was found, and the changes.
+    fn enable_unit_files_with_flags(
+        &self,
+        files: &[&str],
+        flags: u64,
+    ) -> zbus::Result<(bool, Vec<UnitFileChange>)>;
+    fn disable_unit_files_with_flags(
+        &self,
+        files: &[&str],
+        flags: u64,
+    ) -> zbus::Result<Vec<UnitFileChange>>;
+    /// A job ended: its id, path, unit and result (`done`, `failed`, ...).
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: String,
+        result: String,
+    ) -> zbus::Result<()>;
     fn unref_unit(&self, name: &str) -> zbus::Result<()>;
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
     /// Asks PID 1 to send its signals (`JobRemoved`, the units' `PropertiesChanged`).
@@ -61,6 +93,11 @@ pub trait Manager {
 pub trait Unit {
     #[zbus(property)]
     fn active_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn sub_state(&self) -> zbus::Result<String>;
+    /// Whether its start conditions held the last time it was started.
+    #[zbus(property)]
+    fn condition_result(&self) -> zbus::Result<bool>;
 }
 
 #[proxy(
@@ -73,6 +110,9 @@ pub trait Service {
     fn exec_main_code(&self) -> zbus::Result<i32>;
     #[zbus(property)]
     fn exec_main_status(&self) -> zbus::Result<i32>;
+    /// How the service ended: `success`, `exit-code`, `signal`, `timeout`, ...
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
     /// When the main process ended (0 while it has not).
     #[zbus(property)]
     fn exec_main_exit_timestamp_monotonic(&self) -> zbus::Result<u64>;

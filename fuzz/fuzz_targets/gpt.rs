@@ -3,7 +3,7 @@
 //! partitions.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use portctl_engine::gpt;
+use portctl_engine::parse::gpt;
 
 fuzz_target!(|data: &[u8]| {
     let mut disk = data.to_vec();

@@ -1,7 +1,7 @@
 //! The 20-portable.conf marker: escaping round-trips, parsing and matching never panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use portctl_engine::marker;
+use portctl_engine::parse::marker;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

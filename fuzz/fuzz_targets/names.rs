@@ -1,7 +1,7 @@
 //! Image and unit names, prefixes, image references: no panics, and what is called valid is.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use portctl_engine::names;
+use portctl_engine::parse::names;
 
 fuzz_target!(|data: &[u8]| {
     let _ = names::filename_is_valid(data);

@@ -1,7 +1,7 @@
 //! File system detection from the first bytes of an image.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use portctl_engine::fsdetect;
+use portctl_engine::parse::fsdetect;
 
 fuzz_target!(|data: &[u8]| {
     if fsdetect::detect(data).is_none() {

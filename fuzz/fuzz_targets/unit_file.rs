@@ -2,7 +2,7 @@
 //! ExecStart= programs.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use portctl_engine::unit_file;
+use portctl_engine::parse::unit_file;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

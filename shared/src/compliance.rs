@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::elf::{self, Executable};
 use crate::host::Host;
 use crate::image::Image;
-use crate::names;
 use crate::os_release::{read_os_release, ReleaseFile};
+use crate::parse::elf::{self, Executable};
+use crate::parse::names;
+use crate::parse::unit_file;
 use crate::profile::{required_paths, PathKind, Profile, RequiredPath};
 use crate::root::{ImageRoot, NodeKind};
-use crate::unit_file;
 use crate::units::{find_units, UnitFile};
 
 /// The `Exec*=` settings whose programs must exist in the image.
@@ -410,10 +410,8 @@ pub fn check_image(req: &Request<'_>) -> Report {
     }
     for u in &units {
         let text = String::from_utf8_lossy(&u.content);
-        for (key, name) in crate::unit_file::install_names(&u.name, &text) {
-            if !unit_names.contains(name.as_str())
-                && crate::portable::unit_exists_on_host(req.host, &name)
-            {
+        for (key, name) in crate::parse::unit_file::install_names(&u.name, &text) {
+            if !unit_names.contains(name.as_str()) && req.host.has_unit(&name) {
                 conf.fail(format!(
                     "{}: {key}={name} names a unit of the host (enabling it would link that unit)",
                     u.name

@@ -12,9 +12,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::host::Host;
-use crate::names;
+use crate::parse::names;
+use crate::parse::unit_file::{self, parse_bool, Assignment};
 use crate::profile::Profile;
-use crate::unit_file::{self, parse_bool, Assignment};
 use crate::units::UnitFile;
 
 /// The profile that confines nothing: its units may do as they please.
@@ -113,7 +113,7 @@ impl fmt::Display for Widening {
             "{} line {}: {} ({})",
             self.unit,
             self.line,
-            crate::text::cescape(&self.setting),
+            crate::parse::text::cescape(&self.setting),
             self.reason.text()
         )
     }

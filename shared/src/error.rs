@@ -4,8 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::names::ImageRefError;
 use crate::os_release::ReleaseReadError;
+use crate::parse::names::ImageRefError;
 use crate::units::UnitError;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,7 @@ pub enum Error {
         source: UnitError,
     },
     #[error(transparent)]
-    Raw(Box<crate::raw::RawError>),
+    Raw(Box<RawError>),
     /// `org.freedesktop.DBus.Error.InvalidArgs`
     #[error("{0}")]
     InvalidArgs(String),
@@ -80,6 +80,12 @@ pub enum Error {
     NoSuchProfile(String),
     #[error("Unit profile name not valid: {0}")]
     BadProfileName(String),
+    /// An operation failed and undoing it failed too: the cause, and what is left as it is.
+    #[error("{cause} Undoing it failed as well, left as it is: {}.", left.join("; "))]
+    RollbackFailed {
+        cause: Box<Error>,
+        left: Vec<String>,
+    },
     #[error("{what} '{}': {source}", path.display())]
     Io {
         what: &'static str,
@@ -89,8 +95,8 @@ pub enum Error {
     },
 }
 
-impl From<crate::raw::RawError> for Error {
-    fn from(e: crate::raw::RawError) -> Self {
+impl From<RawError> for Error {
+    fn from(e: RawError) -> Self {
         Self::Raw(Box::new(e))
     }
 }
@@ -110,4 +116,48 @@ impl<T> IoContext<T> for io::Result<T> {
             source,
         })
     }
+}
+
+/// Why a raw image could not be opened. The messages name the image.
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    #[error("Couldn't identify a suitable partition table or file system in '{image}': {found}.")]
+    Unrecognized { image: String, found: String },
+    #[error("Unsupported file system in '{image}'{part}: {found}.")]
+    UnsupportedFs {
+        image: String,
+        part: String,
+        found: String,
+    },
+    #[error("Bad partition table in '{image}': {source}.")]
+    Gpt {
+        image: String,
+        #[source]
+        source: crate::parse::gpt::GptError,
+    },
+    #[error("{source} in image '{image}'.")]
+    Choice {
+        image: String,
+        #[source]
+        source: crate::parse::gpt::ChoiceError,
+    },
+    #[error("Cannot set up a loop device for '{image}': {source}")]
+    Loop {
+        image: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("Cannot mount '{image}'{part}, the image may be corrupted: {source}")]
+    Mount {
+        image: String,
+        part: String,
+        #[source]
+        source: Box<crate::sys::mount::MountError>,
+    },
+    #[error("Cannot read '{image}': {source}")]
+    Io {
+        image: String,
+        #[source]
+        source: io::Error,
+    },
 }

@@ -8,9 +8,11 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::parse::names;
 use crate::root::ImageRoot;
+use crate::units::UNIT_SEARCH_PATH;
 
-/// The image search path, in priority order (section 4.1).
+/// The image search path, in priority order, as v252 searches it.
 pub const IMAGE_SEARCH_PATH: [&str; 5] = [
     "/etc/portables",
     "/run/portables",
@@ -22,7 +24,7 @@ pub const IMAGE_SEARCH_PATH: [&str; 5] = [
 /// The pool of images (`PoolPath`).
 pub const POOL_PATH: &str = "/var/lib/portables";
 
-/// The profile search path, in priority order (section 6.1).
+/// The profile search path, in priority order, as v252 searches it.
 pub const PROFILE_SEARCH_PATH: [&str; 4] = [
     "/etc/systemd/portable/profile",
     "/run/systemd/portable/profile",
@@ -56,6 +58,17 @@ impl Host {
     /// The real system.
     pub fn system() -> io::Result<Self> {
         Self::new("/")
+    }
+
+    /// Whether the host has a unit of that name in its unit search path: its own file, or
+    /// for an instance its template (`user@0.service` is the host's `user@.service`).
+    pub fn has_unit(&self, unit: &str) -> bool {
+        let file = |name: &str| {
+            UNIT_SEARCH_PATH
+                .iter()
+                .any(|d| matches!(self.fs.lstat(&Path::new(d).join(name)), Ok(Some(_))))
+        };
+        file(unit) || names::template_of(unit).is_some_and(|t| file(&t))
     }
 
     /// The root directory everything is resolved in.

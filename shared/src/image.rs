@@ -1,4 +1,4 @@
-//! Image discovery (section 4): what counts as an image, where images are looked for, their
+//! Image discovery: what counts as an image, where images are looked for, their
 //! names, types, read-only state, timestamps and disk usage.
 
 use std::collections::HashSet;
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::host::{Host, IMAGE_SEARCH_PATH};
-use crate::names::{self, ImageRef};
+use crate::parse::names::{self, ImageRef};
 use crate::root::{ImageRoot, NodeKind};
 use crate::sys;
 

@@ -1,70 +1,66 @@
-//! The portctl engine: portable-service images, read and checked without D-Bus.
+//! The portctl engine: portable-service images, read, checked and attached without D-Bus.
 //!
-//! * [`host`]: the host's file system under an injectable root, and its search paths;
-//! * [`image`]: image discovery, names, types, read-only state, timestamps, usage;
-//! * [`root`]: reading an image's tree safely, inside its root;
+//! Everything the daemon and the client do goes through [`Host`], the host's file system under
+//! an injectable root (`/` in production, a scratch directory in tests). Its operations, by
+//! the file that holds them:
+//!
+//! | operation | `Host::` | file |
+//! |---|---|---|
+//! | find images | `list_images`, `image_names`, `find_image`, `find_image_by_name`, `image_from_path` | image.rs |
+//! | open an image's tree | `open_image`, `open_image_with` (directory, raw file, block device) | raw.rs |
+//! | attach | `attach` (inspect → plan → apply) | portable/apply.rs |
+//! | detach, reattach | `detach`, `reattach` | portable/detach.rs, portable/reattach.rs |
+//! | what is attached | `image_state`, `image_states` | portable/state.rs |
+//! | what an image carries | `image_metadata`, `image_os_release` | portable/metadata.rs |
+//! | profiles | `find_profile`, `service_profile`, `list_profiles` | profile.rs |
+//! | manage images | `remove_image`, `mark_read_only`, `set_image_limit`, `set_pool_limit`, `pool_usage` | manage.rs |
+//! | after a crash | `recover`, `set_aside_journals` | txn.rs |
+//! | `portctl run` | `prepare_run` | run.rs |
+//! | the host itself | `new`, `system`, `root`, `fs`, `has_unit` | host.rs |
+//!
+//! The layers below, each using only those beneath it:
+//!
+//! * [`parse`]: pure parsers of untrusted bytes (names, unit files, markers, GPT, superblocks,
+//!   ELF, escaping), shared with the fuzz targets and the client;
+//! * [`root`]: an image's tree (or the host's), every path resolved inside its root;
 //! * [`os_release`], [`units`], [`profile`]: what an image carries and what a profile mounts;
-//! * [`compliance`]: the image requirements, rule by rule, and the repair of writable images.
+//! * [`compliance`], [`confine`]: the image requirements rule by rule, and what a unit may
+//!   ask of its profile (docs/image-requirements.md, docs/security.md);
+//! * [`txn`]: journaled, crash-safe changes to the host's unit directories;
+//! * [`portable`]: attach, detach, reattach, state and metadata, over the above.
 //!
 //! System calls without a safe wrapper live in the `portctl-sys` crate (sys/) only, behind
-//! functions of plain data.
+//! functions of plain data. [`Error`] is the one error type; the D-Bus layer maps its
+//! variants onto systemd's error names.
 
 pub mod compliance;
 pub mod confine;
-pub mod elf;
 pub mod error;
 mod fault;
-pub mod fsdetect;
-pub mod gpt;
 pub mod host;
 pub mod image;
 pub mod limits;
 pub mod manage;
-pub mod marker;
-pub mod names;
 pub mod os_release;
+pub mod parse;
 pub mod portable;
 pub mod profile;
 pub mod raw;
 pub mod root;
 pub mod run;
 pub(crate) use portctl_sys as sys;
-pub mod text;
 pub mod txn;
-pub mod unit_file;
 pub mod units;
 
 pub use error::{Error, Result};
+pub use host::Host;
+pub use image::{Image, ImageType};
+pub use root::ImageRoot;
 
 /// What the command-line tools need of the process itself.
 pub mod process {
     /// SIGPIPE ends the process quietly, as it does a C tool (see `sys::default_sigpipe`).
     pub fn default_sigpipe() {
         crate::sys::default_sigpipe();
-    }
-}
-pub use host::Host;
-pub use image::{Image, ImageType};
-pub use root::ImageRoot;
-
-impl Host {
-    /// Opens an image's tree: read-only, or for writing when `want_write` and the image allows
-    /// it (see [`raw::OpenImage::can_write`]).
-    pub fn open_image_with(&self, image: &Image, want_write: bool) -> Result<raw::OpenImage> {
-        match image.kind {
-            ImageType::Directory | ImageType::Subvolume => Ok(raw::OpenImage {
-                root: self.open_directory_image(image)?,
-                can_write: !image.read_only,
-                writable: want_write && !image.read_only,
-                layout: image.kind.to_string(),
-                loop_devices: 0,
-            }),
-            ImageType::Raw | ImageType::Block => Ok(self.open_raw_image(image, want_write)?),
-        }
-    }
-
-    /// Opens an image's tree for reading.
-    pub fn open_image(&self, image: &Image) -> Result<ImageRoot> {
-        Ok(self.open_image_with(image, false)?.root)
     }
 }

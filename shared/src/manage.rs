@@ -53,7 +53,7 @@ impl Host {
         .context("Failed to open image", &image.path)
     }
 
-    /// Removes an image (section 7.5): only when it is detached, never a vendor image. A
+    /// Removes an image: only when it is detached, never a vendor image. A
     /// name that resolves to a symlink loses the symlink only.
     pub fn remove_image(&self, pid1: &dyn ServiceManager, arg: &str) -> Result<()> {
         let image = self.find_image(arg)?;
@@ -105,7 +105,7 @@ impl Host {
         Ok(())
     }
 
-    /// Marks an image read-only or writable (section 7.6).
+    /// Marks an image read-only or writable.
     pub fn mark_read_only(&self, arg: &str, read_only: bool) -> Result<()> {
         let image = self.find_image(arg)?;
         vendor(&image)?;
@@ -144,7 +144,7 @@ impl Host {
         Ok(())
     }
 
-    /// Sets the size limit of a btrfs subvolume image (section 7.7).
+    /// Sets the size limit of a btrfs subvolume image.
     pub fn set_image_limit(&self, arg: &str, limit: u64) -> Result<()> {
         check_limit(limit)?;
         let image = self.find_image(arg)?;
@@ -159,7 +159,7 @@ impl Host {
         sys::btrfs_set_qgroup_limit(&fd, limit).context("Failed to set the quota of", &image.path)
     }
 
-    /// Sets the size limit of the image pool, /var/lib/portables (section 7.7).
+    /// Sets the size limit of the image pool, /var/lib/portables.
     /// `PoolUsage` and `PoolLimit`: the referenced bytes and their limit of the qgroup of the
     /// subvolume the pool is in; `u64::MAX` each when the pool is not on btrfs or quotas are
     /// off.

@@ -424,10 +424,10 @@ pub fn extension_mismatch(ext: &ExtensionRelease, root: &OsRelease) -> Option<St
         }
     }
     if let Some(arch) = e.non_empty("ARCHITECTURE") {
-        if arch != "_any" && arch != crate::elf::host_architecture() {
+        if arch != "_any" && arch != crate::parse::elf::host_architecture() {
             return Some(format!(
                 "its ARCHITECTURE={arch} is not the host's {}",
-                crate::elf::host_architecture()
+                crate::parse::elf::host_architecture()
             ));
         }
     }

@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::error::{Error, IoContext, Result};
 use crate::host::{Host, PROFILE_SEARCH_PATH};
 use crate::limits::PROFILE_MAX;
-use crate::names::filename_is_valid;
-use crate::unit_file::{self, parse_bool};
+use crate::parse::names::filename_is_valid;
+use crate::parse::unit_file::{self, parse_bool};
 
 /// The profiles portctl ships (systemd-units/profile), used for compliance checks on hosts
 /// that have none installed.

@@ -8,57 +8,14 @@ use std::os::unix::fs::FileExt;
 
 use rustix::fs::{FileType, Mode, OFlags};
 
-use crate::fsdetect::{self, FsType};
-use crate::gpt;
-use crate::image::Image;
+use crate::error::RawError;
+use crate::image::{Image, ImageType};
+use crate::parse::fsdetect::{self, FsType};
+use crate::parse::gpt;
 use crate::root::ImageRoot;
 use crate::sys::loopdev::{LoopDevice, LoopOptions};
 use crate::sys::{self, mount};
 use crate::Host;
-
-/// Why a raw image could not be opened. The messages name the image.
-#[derive(Debug, thiserror::Error)]
-pub enum RawError {
-    #[error("Couldn't identify a suitable partition table or file system in '{image}': {found}.")]
-    Unrecognized { image: String, found: String },
-    #[error("Unsupported file system in '{image}'{part}: {found}.")]
-    UnsupportedFs {
-        image: String,
-        part: String,
-        found: String,
-    },
-    #[error("Bad partition table in '{image}': {source}.")]
-    Gpt {
-        image: String,
-        #[source]
-        source: gpt::GptError,
-    },
-    #[error("{source} in image '{image}'.")]
-    Choice {
-        image: String,
-        #[source]
-        source: gpt::ChoiceError,
-    },
-    #[error("Cannot set up a loop device for '{image}': {source}")]
-    Loop {
-        image: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("Cannot mount '{image}'{part}, the image may be corrupted: {source}")]
-    Mount {
-        image: String,
-        part: String,
-        #[source]
-        source: Box<mount::MountError>,
-    },
-    #[error("Cannot read '{image}': {source}")]
-    Io {
-        image: String,
-        #[source]
-        source: io::Error,
-    },
-}
 
 /// An image's tree, opened for reading (and for writing, when asked for and possible).
 #[derive(Debug)]
@@ -357,5 +314,27 @@ impl Host {
             image: name.to_string(),
             found: fsdetect::describe_unknown(head),
         })
+    }
+}
+
+impl Host {
+    /// Opens an image's tree: read-only, or for writing when `want_write` and the image allows
+    /// it (see [`OpenImage::can_write`]).
+    pub fn open_image_with(&self, image: &Image, want_write: bool) -> crate::Result<OpenImage> {
+        match image.kind {
+            ImageType::Directory | ImageType::Subvolume => Ok(OpenImage {
+                root: self.open_directory_image(image)?,
+                can_write: !image.read_only,
+                writable: want_write && !image.read_only,
+                layout: image.kind.to_string(),
+                loop_devices: 0,
+            }),
+            ImageType::Raw | ImageType::Block => Ok(self.open_raw_image(image, want_write)?),
+        }
+    }
+
+    /// Opens an image's tree for reading.
+    pub fn open_image(&self, image: &Image) -> crate::Result<ImageRoot> {
+        Ok(self.open_image_with(image, false)?.root)
     }
 }

@@ -1,4 +1,4 @@
-//! `portctl run`: what to run from an image, worked out before anything runs (issue 11). The
+//! `portctl run`: what to run from an image, worked out before anything runs. The
 //! namespaces, mounts and credentials are set up by [`crate::sys::sandbox`] in a helper
 //! process; this module checks the image and resolves the command, the environment, the user
 //! and the profile's restrictions into a [`RunSpec`].
@@ -10,10 +10,11 @@ use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::limits::UNIT_FILE_MAX;
 use crate::os_release::read_os_release;
+use crate::parse::unit_file;
 use crate::profile::PathKind;
 use crate::root::ImageRoot;
 use crate::units::find_units;
-use crate::{unit_file, Host};
+use crate::Host;
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -235,7 +236,7 @@ fn check_program(root: &ImageRoot, image: &Image, program: &str) -> Result<()> {
         ))
     })?;
     let file = std::fs::File::from(fd);
-    if let Ok(info) = crate::elf::parse(&file) {
+    if let Ok(info) = crate::parse::elf::parse(&file) {
         if let Some(interp) = info.interpreter {
             if !matches!(root.stat(Path::new(&interp)), Ok(Some(_))) {
                 return Err(Error::InvalidArgs(format!(

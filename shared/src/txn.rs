@@ -309,17 +309,13 @@ impl<'h> Txn<'h> {
                     .mkdir_p(parent, 0o755)
                     .context("Failed to create directory", parent);
                 if let Err(e) = made {
-                    self.rollback();
-                    return Err(e);
+                    return Err(self.rollback_after(e));
                 }
             }
             match fs.mkdir(d, 0o755).context("Failed to create directory", d) {
                 Ok(true) => created.push(d.clone()),
                 Ok(false) => {}
-                Err(e) => {
-                    self.rollback();
-                    return Err(e);
-                }
+                Err(e) => return Err(self.rollback_after(e)),
             }
         }
         // What the transaction wrote is made durable (each staged file as it is written, then
@@ -333,8 +329,7 @@ impl<'h> Txn<'h> {
             .and_then(|()| flush_dirs(self.host, &self.touched_dirs()))
             .and_then(|()| self.write_journal(Phase::Commit, true));
         if let Err(e) = staged {
-            self.rollback();
-            return Err(e);
+            return Err(self.rollback_after(e));
         }
         fault::point("txn: staged");
         fault::point("txn: commit journal written");
@@ -423,19 +418,32 @@ impl<'h> Txn<'h> {
                 self.created.clear();
                 Ok(done)
             }
-            Err(e) => {
-                self.rollback();
-                Err(e)
-            }
+            Err(e) => Err(self.rollback_after(e)),
         }
     }
 
-    fn rollback(&mut self) {
-        rollback(self.host, &self.steps, &self.created);
+    /// Undoes the transaction; returns what could not be undone.
+    fn rollback(&mut self) -> Vec<String> {
+        let left = rollback(self.host, &self.steps, &self.created);
         let _ = self.host.fs().unlink(&self.journal);
         remove_empty_journal_dirs(self.host);
         self.steps.clear();
         self.created.clear();
+        left
+    }
+
+    /// Undoes the transaction after `cause`: the error to report, naming whatever could not
+    /// be undone.
+    fn rollback_after(&mut self, cause: Error) -> Error {
+        let left = self.rollback();
+        if left.is_empty() {
+            cause
+        } else {
+            Error::RollbackFailed {
+                cause: Box::new(cause),
+                left,
+            }
+        }
     }
 }
 
@@ -443,7 +451,9 @@ impl Drop for Txn<'_> {
     fn drop(&mut self) {
         // A transaction dropped before its commit (an early return) leaves nothing behind.
         if !self.steps.is_empty() || !self.created.is_empty() {
-            self.rollback();
+            for left in self.rollback() {
+                tracing::error!("an abandoned operation could not be undone: {left}");
+            }
         }
     }
 }
@@ -561,34 +571,38 @@ fn cleanup(host: &Host, steps: &[Step]) {
 }
 
 /// Puts the backup `b` of `path` back: renamed over `path` when `path` was replaced or removed,
-/// simply dropped when `path` is still the very inode it links to. `false` when there is no
-/// backup (nothing was at `path` before).
-fn restore(host: &Host, path: &Path, b: &str) -> bool {
+/// simply dropped when `path` is still the very inode it links to. `Ok(false)` when there is
+/// no backup (nothing was at `path` before).
+fn restore(host: &Host, path: &Path, b: &str) -> std::io::Result<bool> {
     let fs = host.fs();
     let dir = backup_dir(path);
     let Ok(Some(bst)) = fs.lstat(&dir.join(b)) else {
-        return false;
+        return Ok(false);
     };
     let same = matches!(fs.lstat(path), Ok(Some(st)) if (st.st_dev, st.st_ino) == (bst.st_dev, bst.st_ino));
     if same {
+        // The file itself is still in place; the backup is only a second name.
         let _ = fs.unlink_name(&dir.join(b), b);
     } else {
         if let Some(p) = path.parent() {
-            let _ = fs.mkdir(p, 0o755);
+            fs.mkdir_p(p, 0o755)?;
         }
         // A directory cannot be renamed over a new one: the new one goes first.
         if NodeKind::of(&bst) == NodeKind::Directory {
-            let _ = fs.remove_any(path);
+            fs.remove_any(path)?;
         }
-        let _ = fs.rename_from(dir, b, path);
+        fs.rename_from(dir, b, path)?;
     }
-    true
+    Ok(true)
 }
 
 /// Undoes whatever part of the steps happened, in reverse order. Steps that never started
-/// are left alone: nothing that was not ours is ever removed.
-fn rollback(host: &Host, steps: &[Step], created: &[PathBuf]) {
+/// are left alone: nothing that was not ours is ever removed. Returns what could not be
+/// undone, each with the reason (empty when everything is as it was).
+fn rollback(host: &Host, steps: &[Step], created: &[PathBuf]) -> Vec<String> {
     let fs = host.fs();
+    let mut left = Vec::new();
+    let mut failed = |what: String, e: std::io::Error| left.push(format!("{what}: {e}"));
     for step in steps.iter().rev() {
         match step {
             Step::Place {
@@ -598,25 +612,78 @@ fn rollback(host: &Host, steps: &[Step], created: &[PathBuf]) {
                 staged,
                 ..
             } => {
-                let temp_was_there = fs.remove_any(&parent(path).join(temp)).unwrap_or(false);
+                let temp_path = parent(path).join(temp);
+                let temp_was_there = match fs.remove_any(&temp_path) {
+                    Ok(was) => was,
+                    Err(e) => {
+                        failed(format!("'{}'", temp_path.display()), e);
+                        true
+                    }
+                };
                 let committed = *staged && !temp_was_there;
-                let restored = backup.as_ref().is_some_and(|b| restore(host, path, b));
+                let restored = match backup.as_ref().map(|b| (b, restore(host, path, b))) {
+                    None => false,
+                    Some((_, Ok(restored))) => restored,
+                    Some((b, Err(e))) => {
+                        let kept = backup_dir(path).join(b);
+                        failed(
+                            format!(
+                                "'{}' (its old version is '{}')",
+                                path.display(),
+                                kept.display()
+                            ),
+                            e,
+                        );
+                        true
+                    }
+                };
                 if committed && !restored {
                     // A new file of ours where there was none.
-                    let _ = fs.remove_any(path);
+                    if let Err(e) = fs.remove_any(path) {
+                        failed(format!("'{}'", path.display()), e);
+                    }
                 }
             }
             Step::Remove {
                 path,
                 backup: Some(b),
             } => {
-                restore(host, path, b);
+                if let Err(e) = restore(host, path, b) {
+                    let kept = backup_dir(path).join(b);
+                    failed(
+                        format!(
+                            "'{}' (its old version is '{}')",
+                            path.display(),
+                            kept.display()
+                        ),
+                        e,
+                    );
+                }
             }
             Step::Remove { backup: None, .. } | Step::Rmdir { .. } => {}
         }
     }
     for dir in created.iter().rev() {
-        let _ = fs.rmdir(dir);
+        // A directory someone else filled meanwhile stays, and is no failure of ours.
+        match fs.rmdir(dir) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {}
+            Err(e) => failed(format!("'{}'", dir.display()), e),
+        }
+    }
+    left
+}
+
+/// The outcome of a rollback in recovery: rolled back, or (when something could not be
+/// undone) a reason to set the journal aside.
+fn rolled_back(failed: Vec<String>) -> std::result::Result<Outcome, String> {
+    if failed.is_empty() {
+        Ok(Outcome::RolledBack { why: None })
+    } else {
+        Err(format!(
+            "could not be rolled back; left: {}",
+            failed.join(", ")
+        ))
     }
 }
 
@@ -757,10 +824,7 @@ impl Host {
         let op = journal.op.clone();
         let dir = parent(path);
         let outcome = match journal.phase {
-            Phase::Staging => {
-                rollback(self, &journal.steps, &journal.created);
-                Ok(Outcome::RolledBack { why: None })
-            }
+            Phase::Staging => rolled_back(rollback(self, &journal.steps, &journal.created)),
             Phase::Commit if !staged_completely(self, &journal.steps) => {
                 // The barrier after the commit mark was cut short: nothing was renamed yet.
                 let mut steps = journal.steps.clone();
@@ -769,8 +833,7 @@ impl Host {
                         *staged = false;
                     }
                 }
-                rollback(self, &steps, &journal.created);
-                Ok(Outcome::RolledBack { why: None })
+                rolled_back(rollback(self, &steps, &journal.created))
             }
             Phase::Commit => {
                 let done = apply(self, &journal.steps).and_then(|_| {
@@ -786,15 +849,17 @@ impl Host {
                     // Something it needs went away (an administrator removed a half-made
                     // drop-in directory, say): undo what can be undone.
                     Err(e) => {
-                        rollback(self, &journal.steps, &journal.created);
+                        let failed = rollback(self, &journal.steps, &journal.created);
                         let left = leftovers(self, &journal.steps);
-                        if left.is_empty() {
+                        if left.is_empty() && failed.is_empty() {
                             Ok(Outcome::RolledBack {
                                 why: Some(format!("could not be completed: {e}")),
                             })
                         } else {
-                            let left: Vec<String> =
-                                left.iter().map(|p| p.display().to_string()).collect();
+                            let left: Vec<String> = failed
+                                .into_iter()
+                                .chain(left.iter().map(|p| p.display().to_string()))
+                                .collect();
                             Err(format!(
                                 "could not be completed ({e}) nor rolled back; left: {}",
                                 left.join(", ")

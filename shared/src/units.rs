@@ -1,10 +1,10 @@
-//! Unit discovery inside an image root (section 5).
+//! Unit discovery inside an image root.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::limits::{METADATA_MAX, UNITS_MAX, UNIT_DIR_ENTRIES_MAX, UNIT_FILE_MAX};
-use crate::names::{unit_is_portable_type, unit_matches, unit_name_is_valid};
+use crate::parse::names::{unit_is_portable_type, unit_matches, unit_name_is_valid};
 use crate::root::{ImageRoot, NodeKind, ReadError};
 
 /// The system unit search path, relative to the image root, in priority order, with split

@@ -1,4 +1,4 @@
-//! The namespaces, mounts and credentials of `portctl run` (issue 11). Two helper processes do
+//! The namespaces, mounts and credentials of `portctl run`. Two helper processes do
 //! this, never the daemon itself: [`stage1`] leaves the daemon's mount, PID, IPC and UTS
 //! namespaces and starts stage 2, the first process of the new PID namespace, which calls
 //! [`enter_and_exec`]: it builds the image's tree (the image read-only or under a tmpfs overlay,

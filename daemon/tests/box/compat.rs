@@ -282,7 +282,7 @@ fn portablectl_prints_the_same_against_portctld(b: &SystemdBox) {
             r.0
         );
     }
-    // v252 loses the attachment on a reattach by short name (quirk 1.11.2); portctld does not.
+    // v252 loses the attachment on a reattach by short name (docs/compatibility.md, "reattach"); portctld does not.
     let ok = |args: &[&str]| portablectl(b, args).status.success();
     assert!(ok(&["attach", "minimal_1"]));
     assert!(ok(&["reattach", "minimal_1"]));

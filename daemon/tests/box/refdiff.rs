@@ -241,7 +241,7 @@ fn reattach_reports_what_systemd_252_reports(b: &SystemdBox) {
     )
     .unwrap();
     mkimage(&root.join("var/lib/portables/minimal_2"), &[]);
-    // By path: by short name v252 loses the attachment (quirk 1.11.2), which we do not copy.
+    // By path: by short name v252 loses the attachment (docs/compatibility.md, "reattach"), which we do not copy.
     let (ok, _, err) = portablectl(b, &["attach", "/var/lib/portables/minimal_1"]);
     assert!(ok, "{err}");
     let (ok, _, err) = portablectl(b, &["reattach", "/var/lib/portables/minimal_2"]);

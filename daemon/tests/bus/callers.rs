@@ -1,4 +1,4 @@
-//! Hostile callers (issue 9, part 3): every method called by a user that is not root,
+//! Hostile callers: every method called by a user that is not root,
 //! malformed arguments, callers that hang up in the middle of a call, and a flood of calls.
 //! The daemon answers each with a clear error, changes nothing it must not, and keeps serving
 //! others with bounded memory.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use portctl_dbus::proxy::{ChangeEntry, ImageProxy, ManagerProxy};
+use portctl_dbus::proxy::{ChangeEntry, ImageProxy, ManagerProxy, PortctlManagerProxy, Run1Proxy};
 use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch, StandInPolkit, AS_NOBODY};
 
 struct Env {
@@ -345,6 +345,148 @@ async fn image_objects() {
         format!("{er}").contains("No image 'minimal_1' found."),
         "{er}"
     );
+}
+
+/// A call whose arguments or reply the daemon and the proxy disagree about fails before it
+/// reaches the engine (zbus answers InvalidArgs or UnknownMethod, or the proxy cannot read
+/// the reply); any other outcome means both sides speak one signature.
+fn same_signature<T: std::fmt::Debug>(method: &str, r: zbus::Result<T>) {
+    use zbus::fdo::Error as Fdo;
+    if let Err(e) = &r {
+        let ok = match e {
+            zbus::Error::MethodError(..) => true,
+            zbus::Error::FDO(fdo) => !matches!(
+                **fdo,
+                Fdo::UnknownMethod(_) | Fdo::InvalidArgs(_) | Fdo::InvalidSignature(_)
+            ),
+            _ => false,
+        };
+        assert!(ok, "{method}: {}", err_name(e));
+    }
+}
+
+/// Every method and property of the proxies in dbus/ against the running daemon, whose own
+/// introspection `introspection_matches_v252` compares with v252's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_proxy_method_speaks_the_daemons_signature() {
+    let e = env();
+    mkimage(
+        &e.s.join("/var/lib/portables/other_1"),
+        &["--prefix", "other"],
+    );
+    let c = conn(&e.bus).await;
+    let m = ManagerProxy::new(&c).await.unwrap();
+    let image = "minimal_1";
+    same_signature("GetImage", m.get_image(image).await);
+    same_signature("ListImages", m.list_images().await);
+    same_signature("GetImageOSRelease", m.get_image_os_release(image).await);
+    same_signature("GetImageMetadata", m.get_image_metadata(image, &[]).await);
+    same_signature(
+        "GetImageMetadataWithExtensions",
+        m.get_image_metadata_with_extensions(image, &[], &[], 0)
+            .await,
+    );
+    same_signature("GetImageState", m.get_image_state(image).await);
+    same_signature(
+        "GetImageStateWithExtensions",
+        m.get_image_state_with_extensions(image, &[], 0).await,
+    );
+    same_signature(
+        "AttachImage",
+        m.attach_image(image, &[], "default", false, "").await,
+    );
+    same_signature(
+        "ReattachImage",
+        m.reattach_image(image, &[], "default", false, "").await,
+    );
+    same_signature("DetachImage", m.detach_image(image, false).await);
+    same_signature(
+        "AttachImageWithExtensions",
+        m.attach_image_with_extensions(image, &[], &[], "default", "", 0)
+            .await,
+    );
+    same_signature(
+        "ReattachImageWithExtensions",
+        m.reattach_image_with_extensions(image, &[], &[], "default", "", 0)
+            .await,
+    );
+    same_signature(
+        "DetachImageWithExtensions",
+        m.detach_image_with_extensions(image, &[], 0).await,
+    );
+    same_signature(
+        "MarkImageReadOnly",
+        m.mark_image_read_only(image, false).await,
+    );
+    same_signature("SetImageLimit", m.set_image_limit(image, u64::MAX).await);
+    same_signature("SetPoolLimit", m.set_pool_limit(u64::MAX).await);
+    same_signature("PoolPath", m.pool_path().await);
+    same_signature("PoolUsage", m.pool_usage().await);
+    same_signature("PoolLimit", m.pool_limit().await);
+    same_signature("Profiles", m.profiles().await);
+
+    let i = ImageProxy::builder(&c)
+        .path(m.get_image(image).await.unwrap())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    same_signature("GetOSRelease", i.get_os_release().await);
+    same_signature("GetMetadata", i.get_metadata(&[]).await);
+    same_signature(
+        "GetMetadataWithExtensions",
+        i.get_metadata_with_extensions(&[], &[], 0).await,
+    );
+    same_signature("GetState", i.get_state().await);
+    same_signature(
+        "GetStateWithExtensions",
+        i.get_state_with_extensions(&[], 0).await,
+    );
+    same_signature("Attach", i.attach(&[], "default", false, "").await);
+    same_signature("Reattach", i.reattach(&[], "default", false, "").await);
+    same_signature(
+        "ReattachWithExtensions",
+        i.reattach_with_extensions(&[], &[], "default", "", 0).await,
+    );
+    same_signature(
+        "ReattacheWithExtensions",
+        i.reattache_with_extensions(&[], &[], "default", "", 0)
+            .await,
+    );
+    same_signature("Detach", i.detach(false).await);
+    same_signature(
+        "AttachWithExtensions",
+        i.attach_with_extensions(&[], &[], "default", "", 0).await,
+    );
+    same_signature(
+        "DetachWithExtensions",
+        i.detach_with_extensions(&[], 0).await,
+    );
+    same_signature("MarkReadOnly", i.mark_read_only(false).await);
+    same_signature("SetLimit", i.set_limit(u64::MAX).await);
+    same_signature("Name", i.name().await);
+    same_signature("Path", i.path().await);
+    same_signature("Type", i.kind().await);
+    same_signature("ReadOnly", i.read_only().await);
+    same_signature("CreationTimestamp", i.creation_timestamp().await);
+    same_signature("ModificationTimestamp", i.modification_timestamp().await);
+    same_signature("Usage", i.usage().await);
+    same_signature("Limit", i.limit().await);
+    same_signature("UsageExclusive", i.usage_exclusive().await);
+    same_signature("LimitExclusive", i.limit_exclusive().await);
+    let other = ImageProxy::builder(&c)
+        .path(m.get_image("other_1").await.unwrap())
+        .build()
+        .await
+        .unwrap();
+    other.remove().await.unwrap();
+    assert!(!e.s.join("/var/lib/portables/other_1").exists());
+
+    let extra = PortctlManagerProxy::new(&c).await.unwrap();
+    same_signature("SetAsideJournals", extra.set_aside_journals().await);
+    let run = Run1Proxy::new(&c).await.unwrap();
+    let er = run.kill("no-such-run", 15).await.unwrap_err();
+    same_signature::<()>("Kill", Err(er));
 }
 
 /// Method and property signatures of one interface in an introspection document.

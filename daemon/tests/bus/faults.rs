@@ -1,4 +1,4 @@
-//! Crashes and faults through portctld (issue 9, part 4): the daemon killed at every step of
+//! Crashes and faults through portctld: the daemon killed at every step of
 //! attach, detach and reattach and started again; a full and a read-only /etc; PID 1 leaving
 //! the bus in the middle of a call. The state afterwards is the old or the new one, whole.
 //!

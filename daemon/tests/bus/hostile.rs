@@ -1,4 +1,4 @@
-//! Hostile images through portctld (issue 9, part 1): unit files that are links out of the
+//! Hostile images through portctld: unit files that are links out of the
 //! image, loops, FIFOs, sockets, devices, directories, huge or too many; unit names no unit
 //! may have; os-release junk; broken raw images and GPTs; an image swapped for a FIFO while it
 //! is being opened. Each must give a clear error (or, for names that are no unit names, be
@@ -85,7 +85,7 @@ fn gpt_image(path: &Path, count: u32, entries: &[(u64, u64)]) {
         disk[e + 40..e + 48].copy_from_slice(&last.to_le_bytes());
     }
     let array_len = (count as usize * 128).min(disk.len() - table);
-    let array_crc = portctl_engine::gpt::crc32(&disk[table..table + array_len]);
+    let array_crc = portctl_engine::parse::gpt::crc32(&disk[table..table + array_len]);
     let h = 512;
     disk[h..h + 8].copy_from_slice(b"EFI PART");
     disk[h + 8..h + 12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
@@ -98,7 +98,7 @@ fn gpt_image(path: &Path, count: u32, entries: &[(u64, u64)]) {
     disk[h + 80..h + 84].copy_from_slice(&count.to_le_bytes());
     disk[h + 84..h + 88].copy_from_slice(&128u32.to_le_bytes());
     disk[h + 88..h + 92].copy_from_slice(&array_crc.to_le_bytes());
-    let header_crc = portctl_engine::gpt::crc32(&disk[h..h + 92]);
+    let header_crc = portctl_engine::parse::gpt::crc32(&disk[h..h + 92]);
     disk[h + 16..h + 20].copy_from_slice(&header_crc.to_le_bytes());
     fs::write(path, disk).unwrap();
 }

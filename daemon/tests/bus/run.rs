@@ -1,4 +1,4 @@
-//! `portctl run` through portctld (issue 11): the command runs from the image in namespaces of
+//! `portctl run` through portctld: the command runs from the image in namespaces of
 //! its own, sees the host's machine-id and resolv.conf and its own /proc, gets the caller's
 //! standard input and outputs, and portctl exits with its status; images that cannot run are
 //! refused before anything runs; nothing stays mounted, and a caller that goes away takes its

@@ -7,30 +7,15 @@ use std::path::{Path, PathBuf};
 use crate::compliance;
 use crate::error::{Error, IoContext, Result};
 use crate::fault;
-use crate::marker;
-use crate::names;
+use crate::parse::marker;
 use crate::root::Content;
 use crate::txn::Txn;
-use crate::units::UNIT_SEARCH_PATH;
 use crate::Host;
 
 use super::changes::{self, Change, ChangeType};
 use super::detach::Attached;
 use super::plan::{self, Plan};
 use super::{active, AttachOptions, ServiceManager};
-
-fn unit_file_on_host(host: &Host, unit: &str) -> bool {
-    UNIT_SEARCH_PATH
-        .iter()
-        .any(|d| matches!(host.fs().lstat(&Path::new(d).join(unit)), Ok(Some(_))))
-}
-
-/// Whether the host has a unit of that name: its own file, or for an instance its template
-/// (`user@0.service` is the host's `user@.service`).
-pub(crate) fn unit_exists_on_host(host: &Host, unit: &str) -> bool {
-    unit_file_on_host(host, unit)
-        || names::template_of(unit).is_some_and(|t| unit_file_on_host(host, &t))
-}
 
 impl Host {
     /// No unit of the plan may exist on the host (an instance: nor its template) or be
@@ -39,14 +24,14 @@ impl Host {
     pub(super) fn check_host_units(&self, pid1: &dyn ServiceManager, plan: &Plan) -> Result<()> {
         let planned: BTreeSet<&str> = plan.units.iter().map(|u| u.name.as_str()).collect();
         for u in &plan.units {
-            if unit_exists_on_host(self, &u.name) {
+            if self.has_unit(&u.name) {
                 return Err(Error::UnitExists(format!(
                     "Unit file '{}' exists on the host already, refusing.",
                     u.name
                 )));
             }
             for (key, name) in &u.install_names {
-                if !planned.contains(name.as_str()) && unit_exists_on_host(self, name) {
+                if !planned.contains(name.as_str()) && self.has_unit(name) {
                     return Err(Error::UnitExists(format!(
                         "Unit file '{}' names '{name}' in {key}=, which exists on the host already, refusing.",
                         u.name

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fault;
-use crate::marker;
-use crate::names::unit_name_is_valid;
+use crate::parse::marker;
+use crate::parse::names::unit_name_is_valid;
 use crate::root::NodeKind;
 use crate::txn::Txn;
 use crate::Host;

@@ -18,7 +18,6 @@ pub mod plan;
 mod reattach;
 mod state;
 
-pub(crate) use apply::unit_exists_on_host;
 pub use changes::{Change, ChangeType};
 pub use detach::DetachOptions;
 pub use metadata::{ExtensionReleaseBytes, Metadata};
@@ -54,7 +53,7 @@ pub fn image_link(image_path: &str, runtime: bool) -> PathBuf {
     .join(base)
 }
 
-/// How unit files and profiles get into the attached directory (section 1.12).
+/// How unit files and profiles get into the attached directory (`portablectl --copy=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CopyMode {
@@ -100,37 +99,6 @@ impl ServiceManager for Offline {
 
 fn active(pid1: &dyn ServiceManager, unit: &str) -> Result<bool> {
     pid1.is_active(unit).map_err(Error::ServiceManager)
-}
-
-/// The `t flags` argument of the `*WithExtensions` methods (section 1.4).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flags {
-    /// `SD_SYSTEMD_PORTABLE_RUNTIME`
-    pub runtime: bool,
-    /// `SD_SYSTEMD_PORTABLE_FORCE_ATTACH`
-    pub force_attach: bool,
-    /// `SD_SYSTEMD_PORTABLE_FORCE_EXTENSION` (v252: `FORCE_SYSEXT`)
-    pub force_extension: bool,
-}
-
-impl Flags {
-    pub const RUNTIME: u64 = 1 << 0;
-    pub const FORCE_ATTACH: u64 = 1 << 1;
-    pub const FORCE_EXTENSION: u64 = 1 << 2;
-
-    /// Parses the wire value; any bit outside 0x7 is refused as v252 does.
-    pub fn from_bits(bits: u64) -> Result<Self> {
-        if bits & !(Self::RUNTIME | Self::FORCE_ATTACH | Self::FORCE_EXTENSION) != 0 {
-            return Err(Error::InvalidArgs(format!(
-                "Invalid 'flags' parameter '{bits}'"
-            )));
-        }
-        Ok(Self {
-            runtime: bits & Self::RUNTIME != 0,
-            force_attach: bits & Self::FORCE_ATTACH != 0,
-            force_extension: bits & Self::FORCE_EXTENSION != 0,
-        })
-    }
 }
 
 /// Attach options (the arguments of `AttachImage`).

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::limits::UNITS_MAX;
-use crate::marker;
+use crate::parse::marker;
+use crate::parse::text::specifier_escape;
 use crate::profile::{PathKind, RequiredPath};
 use crate::root::Content;
-use crate::text::specifier_escape;
 use crate::units::UnitFile;
 
 use super::inspect::{Facts, ProfileFacts};
@@ -234,7 +234,7 @@ fn plan_unit(
     };
     let profile = match profile {
         ProfileFacts::Found { by_type, .. } => {
-            let suffix = crate::names::unit_suffix(&u.name).unwrap_or("service");
+            let suffix = crate::parse::names::unit_suffix(&u.name).unwrap_or("service");
             by_type.get(suffix).cloned().flatten().map(|p| {
                 let path = p.path.expect("a profile of the host");
                 let content = if copy == CopyMode::Copy {
@@ -251,7 +251,7 @@ fn plan_unit(
         _ => None,
     };
     PlannedUnit {
-        install_names: crate::unit_file::install_names(
+        install_names: crate::parse::unit_file::install_names(
             &u.name,
             &String::from_utf8_lossy(&u.content),
         ),

@@ -14,7 +14,7 @@ use super::plan;
 use super::{attached_dir, AttachOptions, ServiceManager};
 
 impl Host {
-    /// Reattaches (section 7.2), atomically: the new attachment is staged completely, then
+    /// Reattaches atomically (docs/compatibility.md, "reattach"): the new attachment is staged completely, then
     /// swapped in; on failure the old one is restored byte for byte. Returns the removed and
     /// the updated change lists as the reference does.
     pub fn reattach(

@@ -7,14 +7,14 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::marker;
+use crate::parse::marker;
 use crate::root::NodeKind;
 use crate::Host;
 
 use super::detach::Attached;
 use super::{active, attached_dir, ServiceManager, PERSISTENT_ATTACHED, RUNTIME_ATTACHED};
 
-/// The states of section 7.4.
+/// The states `GetImageState` answers, as v252 names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {

@@ -271,7 +271,7 @@ fn reattach_swaps_versions_and_reports_both_lists() {
             .any(|l| l.starts_with("/etc/portables/minimal_1")),
         "{snap:#?}"
     );
-    // By short name, again (v252 loses the attachment here: quirk 1.11.2).
+    // By short name, again (v252 loses the attachment here: docs/compatibility.md, "reattach").
     host.reattach(
         &Offline,
         "minimal_2",
@@ -364,7 +364,7 @@ fn failed_reattach_restores_the_old_attachment() {
 
 #[test]
 fn flags_are_checked() {
-    use portctl_engine::portable::Flags;
+    use portctl_dbus::flags::Flags;
     assert_eq!(
         Flags::from_bits(6).unwrap(),
         Flags {

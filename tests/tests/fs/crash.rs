@@ -3,6 +3,7 @@
 //! or backup file left and no journal.
 
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::Command;
 
 use portctl_tests::{snapshot, two_versions_host, Scratch};
@@ -152,4 +153,66 @@ fn a_commit_mark_without_its_staged_data_is_rolled_back() {
         return;
     }
     panic!("never reached the staged point");
+}
+
+/// A rollback that cannot put a file back (an administrator replaced the attached file with a
+/// directory of their own while portctld was down) is not reported as a clean rollback: the
+/// journal is set aside, naming the path and where its old version is kept, and nothing of
+/// the administrator's is touched.
+#[test]
+fn fs_a_rollback_that_cannot_restore_a_file_sets_the_journal_aside() {
+    use std::os::unix::fs::MetadataExt;
+    let prepare: &[&[&str]] = &[&["attach", "minimal_1"]];
+    for n in 1..200 {
+        let s = fresh(prepare);
+        let (status, err) = op(&s, &["reattach", "minimal_2"], Some(n));
+        assert!(!status.success(), "never crashed with a backup made");
+        let dir = s.join("/etc/systemd/system.attached");
+        let entries: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let Some(backup) = entries.iter().find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with(".#portctl-") && name.ends_with(".old") && p.is_file()
+        }) else {
+            continue;
+        };
+        if !err.contains("(txn: file staged)") {
+            continue;
+        }
+        let ino = std::fs::symlink_metadata(backup).unwrap().ino();
+        let original = entries
+            .iter()
+            .find(|p| {
+                !p.file_name().unwrap().to_string_lossy().starts_with(".#")
+                    && std::fs::symlink_metadata(p).unwrap().ino() == ino
+            })
+            .expect("the file the backup keeps")
+            .clone();
+        std::fs::remove_file(&original).unwrap();
+        std::fs::create_dir(&original).unwrap();
+        std::fs::write(original.join("mine"), "an administrator's file").unwrap();
+
+        let recovered = s.host().recover().unwrap();
+        assert_eq!(recovered.len(), 1);
+        let portctl_engine::txn::Outcome::SetAside { to, why } = &recovered[0].outcome else {
+            panic!("{:?}", recovered[0].outcome);
+        };
+        let inside = original.strip_prefix(s.path()).unwrap();
+        assert!(
+            why.contains("could not be rolled back")
+                && why.contains(&format!("'{}'", Path::new("/").join(inside).display()))
+                && why.contains("its old version is"),
+            "{why}"
+        );
+        assert!(s.join(to).exists());
+        assert_eq!(
+            std::fs::read_to_string(original.join("mine")).unwrap(),
+            "an administrator's file"
+        );
+        assert!(backup.exists(), "the old version is kept");
+        return;
+    }
+    panic!("never reached a staged file with a backup");
 }

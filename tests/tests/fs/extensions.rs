@@ -1,4 +1,4 @@
-//! Extension images (issue 10): a root image plus sysext/confext layers, attached, queried and
+//! Extension images: a root image plus sysext/confext layers, attached, queried and
 //! detached on a scratch host root.
 
 use std::fs;

@@ -134,7 +134,7 @@ pub fn install_names(name: &str, text: &str) -> Vec<(&'static str, String)> {
                 continue;
             }
             let unit = if key == "DefaultInstance" {
-                match crate::names::instance_of(name, &w) {
+                match crate::parse::names::instance_of(name, &w) {
                     Some(u) => u,
                     None => continue,
                 }

@@ -113,7 +113,7 @@ pub fn unit_is_portable_type(name: &str) -> bool {
     unit_suffix(name).is_some_and(|s| PORTABLE_UNIT_SUFFIXES.contains(&s))
 }
 
-/// Prefix matching of section 5: `foo` matches `foo.service`, `foo-bar.service`, `foo@.service`,
+/// Prefix matching of unit names: `foo` matches `foo.service`, `foo-bar.service`, `foo@.service`,
 /// `foo.socket` and `foo` itself, but not `foobar.service`. A full unit name matches itself.
 pub fn unit_matches_prefix(unit: &str, prefix: &str) -> bool {
     match unit.strip_prefix(prefix) {
@@ -161,7 +161,7 @@ pub enum ImageRefError {
     #[error("Image path '{0}' is not normalized.")]
     NotNormalized(String),
     /// A path that would break the unit files it is written into (docs/security.md).
-    #[error("Image path '{}' contains control characters, refusing.", crate::text::cescape(.0))]
+    #[error("Image path '{}' contains control characters, refusing.", crate::parse::text::cescape(.0))]
     ControlCharacters(String),
 }
 
@@ -176,7 +176,7 @@ pub fn parse_image_ref(s: &str) -> Result<ImageRef<'_>, ImageRefError> {
     if !path_is_normalized(s) {
         return Err(ImageRefError::NotNormalized(s.to_string()));
     }
-    if crate::text::has_control(s) {
+    if crate::parse::text::has_control(s) {
         return Err(ImageRefError::ControlCharacters(s.to_string()));
     }
     Ok(ImageRef::Path(Path::new(s)))
