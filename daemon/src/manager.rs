@@ -76,6 +76,79 @@ pub async fn sync_image_objects(
     }
 }
 
+/// `GetImage`: the object of an image found by name (not by path, as v252), exported first.
+async fn get_image(
+    state: &Arc<State>,
+    server: &ObjectServer,
+    image: String,
+) -> Result<OwnedObjectPath, PortableError> {
+    let _op = state.begin();
+    if let Ok(ImageRef::Path(_)) = parse_image_ref(&image) {
+        return Err(PortableError::new(
+            names::INVALID_ARGS,
+            format!("Expected image name, not path in place of '{image}'."),
+        ));
+    }
+    let name = image.clone();
+    let found = state
+        .blocking(move |h, _| h.find_image_by_name(&name))
+        .await?;
+    sync_image_objects(state, server, std::slice::from_ref(&found.name), false).await;
+    Ok(OwnedObjectPath::try_from(image_object_path(&found.name)).expect("escaped object path"))
+}
+
+/// `ListImages`: every image with its state; exports their objects and drops those of images
+/// that are gone.
+async fn list_images(
+    state: &Arc<State>,
+    server: &ObjectServer,
+) -> Result<Vec<ImageRow>, PortableError> {
+    let _op = state.begin();
+    let rows = state
+        .blocking(|h, pid1| {
+            let images = h.list_images()?;
+            let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
+            let states: Vec<String> = match h.image_states(pid1, &names) {
+                Ok(states) => states
+                    .into_iter()
+                    .zip(&names)
+                    .map(|(s, name)| match s {
+                        Ok(s) => s.as_str().to_string(),
+                        Err(e) => {
+                            tracing::error!(image = %name, "cannot work out the state: {e}");
+                            String::new()
+                        }
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::error!("cannot work out the states of the images: {e}");
+                    vec![String::new(); images.len()]
+                }
+            };
+            Ok(images.into_iter().zip(states).collect::<Vec<_>>())
+        })
+        .await?;
+    let all: Vec<String> = rows.iter().map(|(i, _)| i.name.clone()).collect();
+    sync_image_objects(state, server, &all, true).await;
+    Ok(rows
+        .into_iter()
+        .map(|(i, state)| {
+            let path =
+                OwnedObjectPath::try_from(image_object_path(&i.name)).expect("escaped object path");
+            (
+                i.name,
+                i.kind.as_str().to_string(),
+                i.read_only,
+                i.crtime_usec,
+                i.mtime_usec,
+                i.usage,
+                state,
+                path,
+            )
+        })
+        .collect())
+}
+
 #[interface(name = "org.freedesktop.portable1.Manager")]
 impl Manager {
     #[zbus(out_args("object"))]
@@ -84,26 +157,7 @@ impl Manager {
         image: String,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, PortableError> {
-        let _op = self.state.begin();
-        if let Ok(ImageRef::Path(_)) = parse_image_ref(&image) {
-            return Err(PortableError::new(
-                names::INVALID_ARGS,
-                format!("Expected image name, not path in place of '{image}'."),
-            ));
-        }
-        let name = image.clone();
-        let found = self
-            .state
-            .blocking(move |h, _| h.find_image_by_name(&name))
-            .await?;
-        sync_image_objects(
-            &self.state,
-            server,
-            std::slice::from_ref(&found.name),
-            false,
-        )
-        .await;
-        Ok(OwnedObjectPath::try_from(image_object_path(&found.name)).expect("escaped object path"))
+        get_image(&self.state, server, image).await
     }
 
     #[zbus(out_args("images"))]
@@ -111,51 +165,7 @@ impl Manager {
         &self,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<Vec<ImageRow>, PortableError> {
-        let _op = self.state.begin();
-        let rows = self
-            .state
-            .blocking(|h, pid1| {
-                let images = h.list_images()?;
-                let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
-                let states: Vec<String> = match h.image_states(pid1, &names) {
-                    Ok(states) => states
-                        .into_iter()
-                        .zip(&names)
-                        .map(|(s, name)| match s {
-                            Ok(s) => s.as_str().to_string(),
-                            Err(e) => {
-                                tracing::error!(image = %name, "cannot work out the state: {e}");
-                                String::new()
-                            }
-                        })
-                        .collect(),
-                    Err(e) => {
-                        tracing::error!("cannot work out the states of the images: {e}");
-                        vec![String::new(); images.len()]
-                    }
-                };
-                Ok(images.into_iter().zip(states).collect::<Vec<_>>())
-            })
-            .await?;
-        let all: Vec<String> = rows.iter().map(|(i, _)| i.name.clone()).collect();
-        sync_image_objects(&self.state, server, &all, true).await;
-        Ok(rows
-            .into_iter()
-            .map(|(i, state)| {
-                let path = OwnedObjectPath::try_from(image_object_path(&i.name))
-                    .expect("escaped object path");
-                (
-                    i.name,
-                    i.kind.as_str().to_string(),
-                    i.read_only,
-                    i.crtime_usec,
-                    i.mtime_usec,
-                    i.usage,
-                    state,
-                    path,
-                )
-            })
-            .collect())
+        list_images(&self.state, server).await
     }
 
     #[zbus(name = "GetImageOSRelease", out_args("os_release"))]

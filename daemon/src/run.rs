@@ -101,9 +101,63 @@ impl Runner {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<i32, PortableError> {
+        self.start(
+            Request {
+                image,
+                unit,
+                command,
+                profile,
+                flags,
+                token,
+            },
+            [stdin, stdout, stderr],
+            conn,
+            &hdr,
+        )
+        .await
+    }
+
+    /// Sends `signal` to the command of the caller's run `token`.
+    async fn kill(
+        &self,
+        token: String,
+        signal: i32,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), PortableError> {
+        self.signal(&token, signal, conn, &hdr).await
+    }
+}
+
+/// The arguments of `Run` besides the descriptors.
+struct Request {
+    image: String,
+    unit: String,
+    command: Vec<String>,
+    profile: String,
+    flags: u64,
+    token: String,
+}
+
+impl Runner {
+    async fn start(
+        &self,
+        r: Request,
+        fds: [BusFd; 3],
+        conn: &Connection,
+        hdr: &Header<'_>,
+    ) -> Result<i32, PortableError> {
+        let Request {
+            image,
+            unit,
+            command,
+            profile,
+            flags,
+            token,
+        } = r;
         let _op = self.state.begin();
         let flags = RunFlags::from_bits(flags)?;
-        authorize(conn, &hdr, Action::Attach).await?;
+        authorize(conn, hdr, Action::Attach).await?;
         let caller = hdr
             .sender()
             .map(|s| s.to_string())
@@ -126,7 +180,6 @@ impl Runner {
             token: &token,
             caller: &caller,
         };
-        let fds = [stdin, stdout, stderr];
         match runner.as_unit(&json, &spec, &fds).await {
             Ok(status) => Ok(status),
             Err(Started::NoServiceManager) => runner.as_child(&json, fds).await,
@@ -134,20 +187,19 @@ impl Runner {
         }
     }
 
-    /// Sends `signal` to the command of the caller's run `token`.
-    async fn kill(
+    async fn signal(
         &self,
-        token: String,
+        token: &str,
         signal: i32,
-        #[zbus(connection)] conn: &Connection,
-        #[zbus(header)] hdr: Header<'_>,
+        conn: &Connection,
+        hdr: &Header<'_>,
     ) -> Result<(), PortableError> {
         let caller = hdr.sender().map(|s| s.to_string()).unwrap_or_default();
         let run = self
             .runs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&token)
+            .get(token)
             .cloned();
         let Some((owner, handle)) = run else {
             return Err(failed(format!("No run '{token}'")));

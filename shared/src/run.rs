@@ -48,9 +48,7 @@ impl Host {
         let image = self.find_image(arg)?;
         let root = self.open_image(&image)?;
         if read_os_release(&root).ok().flatten().is_none() {
-            return Err(Error::InvalidArgs(format!(
-                "Image '{arg}' lacks os-release data, refusing."
-            )));
+            return Err(Error::NoOsRelease(arg.to_string()));
         }
         let profile_name = if o.profile.is_empty() {
             "default"

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use portctl_dbus::proxy::{ChangeEntry, ImageProxy, ManagerProxy, PortctlManagerProxy, Run1Proxy};
+use portctl_dbus::proxy::{ImageProxy, ManagerProxy, PortctlManagerProxy, Run1Proxy};
 use portctl_tests::{attach_host, mkimage, Daemon, PrivateBus, Scratch, StandInPolkit, AS_NOBODY};
 
 struct Env {
@@ -324,18 +324,10 @@ async fn image_objects() {
         .await
         .unwrap();
     assert!(!updated.is_empty());
-    let reply = c
-        .call_method(
-            Some("org.freedesktop.portable1"),
-            "/org/freedesktop/portable1/image/minimal_5f1",
-            Some("org.freedesktop.portable1.Image"),
-            "ReattacheWithExtensions",
-            &(Vec::<String>::new(), vec!["minimal"], "default", "", 0u64),
-        )
+    let (_removed, updated) = i
+        .reattache_with_extensions(&[], &["minimal"], "default", "", 0)
         .await
         .unwrap();
-    let (_removed, updated): (Vec<ChangeEntry>, Vec<ChangeEntry>) =
-        reply.body().deserialize().unwrap();
     assert!(!updated.is_empty());
     i.detach(false).await.unwrap();
     // Once the image is gone, its object answers NoSuchImage.

@@ -65,9 +65,7 @@ impl Host {
                 image: image.name.clone(),
                 source,
             })?
-            .ok_or_else(|| {
-                Error::InvalidArgs(format!("Image '{arg}' lacks os-release data, refusing."))
-            })?;
+            .ok_or_else(|| Error::NoOsRelease(arg.to_string()))?;
         Ok((image, root, release))
     }
 
