@@ -9,6 +9,7 @@ mod run;
 mod validate;
 mod verbs;
 
+use portctl_engine::version::Version;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -82,9 +83,17 @@ pub struct Cli {
     /// Connect to this bus instead of the system bus
     #[arg(long, global = true, value_name = "ADDRESS")]
     bus_address: Option<String>,
+    /// Behave as this systemd version's portablectl, and predict for it (validate), whatever
+    /// the host runs
+    #[arg(long, global = true, value_name = "N", value_parser = parse_version)]
+    systemd_version: Option<Version>,
     /// Print machine-readable JSON (pretty or short) instead of text (docs/json.md)
     #[arg(long, global = true, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
     json: Option<JsonFormat>,
+}
+
+fn parse_version(s: &str) -> Result<Version, String> {
+    Version::parse(s).ok_or_else(|| format!("not a systemd version: {s}"))
 }
 
 /// `--json=` formats.

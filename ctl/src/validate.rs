@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use portctl_engine::compliance::{self, Report, Status};
 use portctl_engine::parse::text::cescape;
+use portctl_engine::version::Version;
 use portctl_engine::Host;
 use serde::Serialize;
 
@@ -40,6 +41,12 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let profile = host.service_profile(&cli.profile)?;
     let opened = host.open_image_with(&image, false)?;
     let matches = (!args.prefixes.is_empty()).then_some(args.prefixes.as_slice());
+    // The systemd that will start the units: as asked, else the one installed on the host.
+    let version = cli
+        .systemd_version
+        .or_else(|| host.installed_systemd())
+        .unwrap_or(Version::NEWEST)
+        .behave_as();
     let check = |root: &portctl_engine::ImageRoot| {
         compliance::check_image(&compliance::Request {
             host: &host,
@@ -49,6 +56,7 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
             matches,
             writable: opened.can_write,
             layout: &opened.layout,
+            version,
         })
     };
     let mut report = check(&opened.root);

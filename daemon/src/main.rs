@@ -25,6 +25,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use portctl_dbus::{BUS_NAME, MANAGER_PATH};
+use portctl_engine::version::Version;
 use portctl_engine::Host;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -51,6 +52,10 @@ struct Args {
     /// Exit after this many seconds without calls; 0 never exits.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     idle_timeout: u64,
+    /// Write what this systemd version's portabled writes, whatever PID 1's version is
+    /// (image builds, tests). Without it: PID 1's version, the newest known without a PID 1.
+    #[arg(long, value_name = "N", value_parser = parse_version)]
+    systemd_version: Option<Version>,
     /// (Internal) stage 1 of `portctl run`: the run's specification.
     #[arg(long, hide = true, value_name = "JSON")]
     run_stage1: Option<String>,
@@ -60,6 +65,10 @@ struct Args {
     /// (Internal) stage 2 of `portctl run`.
     #[arg(long, hide = true, value_name = "JSON")]
     run_stage2: Option<String>,
+}
+
+fn parse_version(s: &str) -> Result<Version, String> {
+    Version::parse(s).ok_or_else(|| format!("not a systemd version: {s}"))
 }
 
 fn init_logging() {
@@ -130,7 +139,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let conn = builder.build().await.context("cannot connect to the bus")?;
     let state = Arc::new(State::new(
         host,
-        SystemdManager::new(conn.clone(), tokio::runtime::Handle::current()),
+        SystemdManager::new(
+            conn.clone(),
+            tokio::runtime::Handle::current(),
+            args.systemd_version,
+        ),
     ));
     conn.object_server()
         .at(

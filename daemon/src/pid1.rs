@@ -1,11 +1,13 @@
 //! The engine's questions to PID 1, over `org.freedesktop.systemd1`: whether a
 //! unit (or, for a template, any instance) is activating, active, reloading or deactivating.
-//! Without a service manager on the bus no unit can be active: that is logged once.
+//! Without a service manager on the bus no unit can be active: that is logged once. Its
+//! version decides which systemd's files an attach writes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use portctl_dbus::systemd1;
 use portctl_engine::portable::ServiceManager;
+use portctl_engine::version::Version;
 use zbus::Connection;
 
 const ACTIVE_STATES: [&str; 4] = ["activating", "active", "reloading", "deactivating"];
@@ -23,15 +25,27 @@ pub struct SystemdManager {
     conn: Connection,
     handle: tokio::runtime::Handle,
     offline_logged: AtomicBool,
+    /// `--systemd-version=`: behave as this version whatever PID 1 says.
+    pinned: Option<Version>,
 }
 
 impl SystemdManager {
-    pub fn new(conn: Connection, handle: tokio::runtime::Handle) -> Self {
+    pub fn new(conn: Connection, handle: tokio::runtime::Handle, pinned: Option<Version>) -> Self {
         Self {
             conn,
             handle,
             offline_logged: AtomicBool::new(false),
+            pinned,
         }
+    }
+
+    async fn query_version(&self) -> zbus::Result<String> {
+        systemd1::ManagerProxy::builder(&self.conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?
+            .version()
+            .await
     }
 
     fn offline(&self, e: &zbus::Error) -> bool {
@@ -73,6 +87,28 @@ impl SystemdManager {
 }
 
 impl ServiceManager for SystemdManager {
+    /// PID 1's `Version`, read at each operation (a package upgrade re-executes PID 1).
+    fn version(&self) -> Option<Version> {
+        if self.pinned.is_some() {
+            return self.pinned;
+        }
+        match self.handle.block_on(self.query_version()) {
+            Ok(v) => {
+                let parsed = Version::parse(&v);
+                if parsed.is_none() {
+                    tracing::warn!("cannot tell the version of the service manager from {v:?}");
+                }
+                parsed
+            }
+            Err(e) => {
+                if !self.offline(&e) {
+                    tracing::warn!("cannot read the version of the service manager: {e}");
+                }
+                None
+            }
+        }
+    }
+
     fn is_active(&self, unit: &str) -> Result<bool, String> {
         // Called from blocking threads (spawn_blocking), never from the runtime's own.
         match self.handle.block_on(self.query(unit)) {

@@ -16,6 +16,7 @@ use crate::parse::unit_file;
 use crate::profile::{required_paths, PathKind, Profile, RequiredPath};
 use crate::root::{ImageRoot, NodeKind};
 use crate::units::{find_units, UnitFile};
+use crate::version::Version;
 
 /// The `Exec*=` settings whose programs must exist in the image.
 const EXEC_KEYS: [&str; 7] = [
@@ -124,6 +125,8 @@ pub struct Request<'a> {
     pub writable: bool,
     /// What the image holds (e.g. `squashfs`, `GPT partition 1 (ext4)`).
     pub layout: &'a str,
+    /// The systemd that will run the units (what it mounts itself differs by version).
+    pub version: Version,
 }
 
 fn check(rule: &'static str, number: u8, title: &'static str) -> Check {
@@ -326,7 +329,7 @@ pub fn check_image(req: &Request<'_>) -> Report {
     );
     let mut missing = Vec::new();
     let mut wrong_kind = Vec::new();
-    for r in required_paths(req.host, &req.profile.content) {
+    for r in required_paths(req.host, &req.profile.content, req.version) {
         let target = match r.kind {
             PathKind::File => &mut files,
             PathKind::Directory => &mut dirs,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::parse::names;
 use crate::root::ImageRoot;
 use crate::units::UNIT_SEARCH_PATH;
+use crate::version::Version;
 
 /// The image search path, in priority order, as v252 searches it.
 pub const IMAGE_SEARCH_PATH: [&str; 5] = [
@@ -58,6 +59,31 @@ impl Host {
     /// The real system.
     pub fn system() -> io::Result<Self> {
         Self::new("/")
+    }
+
+    /// The version of the systemd installed on the host (its `libsystemd-shared-NNN.so`), for
+    /// predictions made without a PID 1 to ask (`portctl validate`).
+    pub fn installed_systemd(&self) -> Option<Version> {
+        let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
+        for dir in [
+            format!("/usr/lib/{multiarch}/systemd"),
+            "/usr/lib/systemd".to_string(),
+            "/usr/lib64/systemd".to_string(),
+        ] {
+            let Ok(Some(entries)) = self.fs.read_dir(Path::new(&dir)) else {
+                continue;
+            };
+            let found = entries.iter().find_map(|e| {
+                let name = e.name.to_string_lossy();
+                name.strip_prefix("libsystemd-shared-")
+                    .and_then(|rest| rest.strip_suffix(".so"))
+                    .and_then(Version::parse)
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
     }
 
     /// Whether the host has a unit of that name in its unit search path: its own file, or

@@ -43,6 +43,7 @@ pub mod limits;
 pub mod manage;
 pub mod os_release;
 pub mod parse;
+pub mod policy;
 pub mod portable;
 pub mod profile;
 pub mod raw;
@@ -51,6 +52,7 @@ pub mod run;
 pub(crate) use portctl_sys as sys;
 pub mod txn;
 pub mod units;
+pub mod version;
 
 pub use error::{Error, Result};
 pub use host::Host;

@@ -20,6 +20,17 @@ pub struct Warning {
     pub message: String,
 }
 
+/// Which kind of image a release file describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseClass {
+    /// os-release of a portable (root) image.
+    Portable,
+    /// extension-release of a system extension.
+    Sysext,
+    /// extension-release of a configuration extension.
+    Confext,
+}
+
 /// Parsed os-release data: assignments in file order (a repeated key keeps its first position
 /// and its last value), plus the warnings for what was skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,6 +45,48 @@ impl OsRelease {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the first of `keys` that is given (its last value, as systemd reads it).
+    fn first_of(&self, keys: &[&str]) -> Option<&str> {
+        keys.iter().find_map(|k| self.get(k))
+    }
+
+    /// `ID_VERSION` of a `*_NAME_AND_VERSION=` journal field (systemd 254 and later): the most
+    /// specific ID and version fields of the release file's class, a value with control
+    /// characters left out, `None` when neither is there.
+    pub fn name_and_version(&self, class: ReleaseClass) -> Option<String> {
+        let (ids, versions): (&[&str], &[&str]) = match class {
+            ReleaseClass::Portable => (
+                &["IMAGE_ID", "ID"],
+                &["IMAGE_VERSION", "VERSION_ID", "BUILD_ID"],
+            ),
+            ReleaseClass::Sysext => (
+                &["SYSEXT_IMAGE_ID", "SYSEXT_ID"],
+                &[
+                    "SYSEXT_IMAGE_VERSION",
+                    "SYSEXT_VERSION_ID",
+                    "SYSEXT_BUILD_ID",
+                ],
+            ),
+            ReleaseClass::Confext => (
+                &["CONFEXT_IMAGE_ID", "CONFEXT_ID"],
+                &[
+                    "CONFEXT_IMAGE_VERSION",
+                    "CONFEXT_VERSION_ID",
+                    "CONFEXT_BUILD_ID",
+                ],
+            ),
+        };
+        // systemd's char_is_cc(): bytes below 0x20 and DEL.
+        let clean = |v: &str| !v.bytes().any(|b| b < 0x20 || b == 0x7f);
+        let id = self.first_of(ids).filter(|v| clean(v));
+        let version = self.first_of(versions).filter(|v| clean(v));
+        match (id, version) {
+            (None, None) => None,
+            (Some(id), Some(v)) => Some(format!("{id}_{v}")),
+            (id, v) => Some(id.or(v).unwrap_or_default().to_string()),
+        }
     }
 
     /// A key's value, `None` when missing or empty.

@@ -10,6 +10,7 @@ use crate::host::{Host, PROFILE_SEARCH_PATH};
 use crate::limits::PROFILE_MAX;
 use crate::parse::names::filename_is_valid;
 use crate::parse::unit_file::{self, parse_bool};
+use crate::version::{Behaviour, Version};
 
 /// The profiles portctl ships (systemd-units/profile), used for compliance checks on hosts
 /// that have none installed.
@@ -143,27 +144,41 @@ pub struct RequiredPath {
     pub reason: String,
 }
 
-/// The bind mount of the host's os-release that `20-portable.conf` adds (v252).
+/// The bind mount of the host's os-release that `20-portable.conf` adds (up to 253).
 pub const OS_RELEASE_BIND_TARGET: &str = "/run/host/os-release";
+/// Where PID 1 (254 and later) mounts the directory holding the host's os-release.
+pub const OS_RELEASE_STAGE: &str = "/run/host/.os-release-stage";
 
 /// Derives the paths that must exist in an image for `profile_text`'s mounts to succeed:
-/// `MountAPIVFS=` (/proc, /sys, /dev, /run), `PrivateDevices=` (/dev), `PrivateTmp=` (/tmp,
-/// /var/tmp), `TemporaryFileSystem=`, and the destinations of `BindPaths=` and
-/// `BindReadOnlyPaths=` (plus 20-portable.conf's os-release bind), except those that land in a
+/// `MountAPIVFS=` (/proc, /sys, /dev, /run), `PrivateDevices=` (/dev), `PrivateTmp=` and
+/// `DynamicUser=` (/tmp, /var/tmp), `TemporaryFileSystem=`, and the destinations of `BindPaths=` and
+/// `BindReadOnlyPaths=` (plus the host's os-release: bound by 20-portable.conf up to systemd
+/// 253, by PID 1 itself from 254 on), except those that land in a
 /// file system mounted fresh by one of the former. A bind of a host directory needs a
 /// directory, anything else a file.
-pub fn required_paths(host: &Host, profile_text: &str) -> Vec<RequiredPath> {
+pub fn required_paths(host: &Host, profile_text: &str, version: Version) -> Vec<RequiredPath> {
     let mut api: Vec<(String, u32, String)> = Vec::new();
-    let mut binds: Vec<(String, String, String)> = vec![(
-        "/etc/os-release".into(),
-        OS_RELEASE_BIND_TARGET.into(),
-        "20-portable.conf BindReadOnlyPaths=".into(),
-    )];
+    let mut binds: Vec<(String, String, String)> = Vec::new();
+    if version.has(Behaviour::OsReleaseBind) {
+        binds.push((
+            "/etc/os-release".into(),
+            OS_RELEASE_BIND_TARGET.into(),
+            "20-portable.conf BindReadOnlyPaths=".into(),
+        ));
+    } else {
+        // A directory: what the host's /run/systemd/propagate/.os-release-stage is.
+        binds.push((
+            "/".into(),
+            OS_RELEASE_STAGE.into(),
+            format!("systemd {version} mounting the host's os-release"),
+        ));
+    }
     let add_api = |api: &mut Vec<(String, u32, String)>, p: &str, mode: u32, why: String| {
         if !api.iter().any(|(q, ..)| q == p) {
             api.push((p.to_string(), mode, why));
         }
     };
+    let mut dynamic_user = None;
     for a in unit_file::parse(profile_text) {
         if a.section != "Service" {
             continue;
@@ -178,10 +193,11 @@ pub fn required_paths(host: &Host, profile_text: &str) -> Vec<RequiredPath> {
             "PrivateDevices" if parse_bool(&a.value) == Some(true) => {
                 add_api(&mut api, "/dev", 0o755, why);
             }
-            "PrivateTmp" if parse_bool(&a.value) == Some(true) => {
+            "PrivateTmp" if parse_bool(&a.value) == Some(true) || a.value == "disconnected" => {
                 add_api(&mut api, "/tmp", 0o1777, why.clone());
                 add_api(&mut api, "/var/tmp", 0o1777, why);
             }
+            "DynamicUser" if parse_bool(&a.value) == Some(true) => dynamic_user = Some(why),
             "TemporaryFileSystem" => {
                 for w in unit_file::split_words(&a.value).unwrap_or_default() {
                     let dst = w.split(':').next().unwrap_or_default();
@@ -207,6 +223,12 @@ pub fn required_paths(host: &Host, profile_text: &str) -> Vec<RequiredPath> {
             }
             _ => {}
         }
+    }
+    // DynamicUser=yes implies PrivateTmp= (252: yes; 257 and later: a disconnected tmpfs):
+    // both mount over /tmp and /var/tmp (named by PrivateTmp= when the profile has it too).
+    if let Some(why) = dynamic_user {
+        add_api(&mut api, "/tmp", 0o1777, why.clone());
+        add_api(&mut api, "/var/tmp", 0o1777, why);
     }
     let under_api = |p: &str| {
         api.iter()
@@ -266,7 +288,7 @@ mod tests {
         let (_d, host) = host();
         let p = host.service_profile("default").unwrap();
         assert!(p.path.is_none(), "built-in copy on an empty host");
-        let req = required_paths(&host, &p.content);
+        let req = required_paths(&host, &p.content, Version(252));
         use PathKind::*;
         assert_eq!(
             paths(&req),
@@ -287,11 +309,15 @@ mod tests {
     #[test]
     fn strict_profile_needs_no_resolv_conf_and_trusted_binds_run() {
         let (_d, host) = host();
-        let strict = required_paths(&host, &host.service_profile("strict").unwrap().content);
+        let strict = required_paths(
+            &host,
+            &host.service_profile("strict").unwrap().content,
+            Version(252),
+        );
         assert!(!strict.iter().any(|r| r.path == "/etc/resolv.conf"));
         assert!(strict.iter().any(|r| r.path == "/etc/machine-id"));
         let text = "[Service]\nBindPaths=/run\nBindReadOnlyPaths=/etc/machine-id\n";
-        let req = required_paths(&host, text);
+        let req = required_paths(&host, text, Version(252));
         assert_eq!(
             paths(&req),
             vec![

@@ -12,6 +12,7 @@ use crate::error::RawError;
 use crate::image::{Image, ImageType};
 use crate::parse::fsdetect::{self, FsType};
 use crate::parse::gpt;
+use crate::policy::{Designator, Dissected, Found, Protection};
 use crate::root::ImageRoot;
 use crate::sys::loopdev::{LoopDevice, LoopOptions};
 use crate::sys::{self, mount};
@@ -31,6 +32,8 @@ pub struct OpenImage {
     /// How many loop devices hold it (erofs is mounted from the file itself where the kernel
     /// can, Linux 6.12 and later: none then).
     pub loop_devices: usize,
+    /// What the dissection of a raw image found (`None` for a directory), for its policy.
+    pub dissected: Option<Dissected>,
 }
 
 /// Holds loop devices and mounts below the root for as long as the image is open.
@@ -127,7 +130,7 @@ impl Host {
         };
 
         let head = probe(&file, 0, size).map_err(io_err)?;
-        let (volumes, sector) = self.layout(&file, size, &head, &name)?;
+        let (volumes, sector, dissected) = self.layout(&file, size, &head, &name)?;
         let rw_capable = |v: &Volume| !image.read_only && !v.fs.is_read_only() && !v.read_only_flag;
         let can_write = volumes.iter().all(rw_capable);
         let writable = opened_rw && can_write;
@@ -220,6 +223,7 @@ impl Host {
             can_write,
             writable,
             layout: layout.join(", "),
+            dissected: Some(dissected),
             loop_devices,
         })
     }
@@ -232,7 +236,7 @@ impl Host {
         size: u64,
         head: &[u8],
         name: &str,
-    ) -> Result<(Vec<Volume>, u64), RawError> {
+    ) -> Result<(Vec<Volume>, u64, Dissected), RawError> {
         let detect_at =
             |offset: u64, len: u64, what: String, ro: bool| -> Result<Volume, RawError> {
                 let b = probe(file, offset, len).map_err(|source| RawError::Io {
@@ -288,9 +292,25 @@ impl Host {
                     p.read_only(),
                 )?);
             }
-            return Ok((vols, sector));
+            let fs_at = |p: &gpt::Partition| {
+                probe(file, p.offset(sector), p.size(sector))
+                    .ok()
+                    .and_then(|b| fsdetect::detect(&b))
+            };
+            let dissected = dissect_gpt(&table, &choice, fs_at);
+            return Ok((vols, sector, dissected));
         }
         if let Some(fs) = fsdetect::detect(head) {
+            let dissected = Dissected {
+                single_file_system: true,
+                partitions: vec![Found {
+                    designator: Designator::Root,
+                    fs: Some(fs),
+                    protection: None,
+                    read_only: false,
+                    growfs: false,
+                }],
+            };
             return Ok((
                 vec![Volume {
                     offset: 0,
@@ -300,14 +320,24 @@ impl Host {
                     what: String::new(),
                 }],
                 512,
+                dissected,
             ));
         }
         if let Some((offset, len)) = mbr_single_linux(head) {
             if offset.saturating_add(len) <= size {
-                return Ok((
-                    vec![detect_at(offset, len, "MBR partition 1".into(), false)?],
-                    512,
-                ));
+                let v = detect_at(offset, len, "MBR partition 1".into(), false)?;
+                // systemd takes the one Linux partition of an MBR as a writable root.
+                let dissected = Dissected {
+                    single_file_system: false,
+                    partitions: vec![Found {
+                        designator: Designator::Root,
+                        fs: Some(v.fs),
+                        protection: None,
+                        read_only: false,
+                        growfs: false,
+                    }],
+                };
+                return Ok((vec![v], 512, dissected));
             }
         }
         Err(RawError::Unrecognized {
@@ -328,6 +358,7 @@ impl Host {
                 writable: want_write && !image.read_only,
                 layout: image.kind.to_string(),
                 loop_devices: 0,
+                dissected: None,
             }),
             ImageType::Raw | ImageType::Block => Ok(self.open_raw_image(image, want_write)?),
         }
@@ -336,5 +367,79 @@ impl Host {
     /// Opens an image's tree for reading.
     pub fn open_image(&self, image: &Image) -> crate::Result<ImageRoot> {
         Ok(self.open_image_with(image, false)?.root)
+    }
+}
+
+/// What systemd's dissection finds in a GPT: the root and /usr partitions attach uses, the
+/// verity and signature partitions that protect them, and the other partitions of the
+/// Discoverable Partitions Specification. `fs_at` tells a partition's file system.
+fn dissect_gpt(
+    table: &gpt::Table,
+    choice: &gpt::Choice,
+    fs_at: impl Fn(&gpt::Partition) -> Option<FsType>,
+) -> Dissected {
+    use gpt::types;
+    let auto = |t: gpt::Guid| {
+        table
+            .partitions
+            .iter()
+            .find(|p| p.type_guid == t && p.attributes & gpt::FLAG_NO_AUTO == 0)
+    };
+    let verity = [
+        (Designator::RootVerity, types::ROOT_VERITY_X86_64),
+        (Designator::UsrVerity, types::USR_VERITY_X86_64),
+        (Designator::RootVeritySig, types::ROOT_VERITY_SIG_X86_64),
+        (Designator::UsrVeritySig, types::USR_VERITY_SIG_X86_64),
+    ];
+    let has = |d: Designator| {
+        verity
+            .iter()
+            .any(|(x, t)| *x == d && std::env::consts::ARCH == "x86_64" && auto(*t).is_some())
+    };
+    let found = |designator: Designator, p: &gpt::Partition, fs: Option<FsType>| Found {
+        designator,
+        fs,
+        protection: None,
+        read_only: p.read_only(),
+        growfs: p.attributes & gpt::FLAG_GROWFS != 0,
+    };
+    let mut partitions = Vec::new();
+    for (designator, part, sig) in [
+        (Designator::Root, &choice.root, Designator::RootVeritySig),
+        (Designator::Usr, &choice.usr, Designator::UsrVeritySig),
+    ] {
+        if let Some(p) = part {
+            let mut f = found(designator, p, fs_at(p));
+            // Signed: the signature partition carries the root hash; verity needs a hash we
+            // do not have without it, so it counts as protected only when signed.
+            if has(sig) {
+                f.protection = Some(Protection::Signed);
+            }
+            partitions.push(f);
+        }
+    }
+    if std::env::consts::ARCH == "x86_64" {
+        for (designator, t) in verity {
+            if let Some(p) = auto(t) {
+                partitions.push(found(designator, p, None));
+            }
+        }
+    }
+    for (designator, t) in [
+        (Designator::Home, types::HOME),
+        (Designator::Srv, types::SRV),
+        (Designator::Esp, types::ESP),
+        (Designator::Xbootldr, types::XBOOTLDR),
+        (Designator::Swap, types::SWAP),
+        (Designator::Tmp, types::TMP),
+        (Designator::Var, types::VAR),
+    ] {
+        if let Some(p) = auto(t) {
+            partitions.push(found(designator, p, fs_at(p)));
+        }
+    }
+    Dissected {
+        single_file_system: false,
+        partitions,
     }
 }

@@ -67,6 +67,8 @@ impl Host {
             matches: None,
             writable: false,
             layout: "",
+            // Our own namespaces bind no os-release of the host.
+            version: crate::version::Version::NEWEST,
         });
         let mut missing: Vec<String> = report
             .missing

@@ -81,6 +81,7 @@ pub mod compliance {
             matches,
             writable: opened.can_write,
             layout: &opened.layout,
+            version: portctl_engine::version::Version(252),
         })
     }
 

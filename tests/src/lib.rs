@@ -252,10 +252,53 @@ pub fn snapshot(root: &Path, dirs: &[&str]) -> Vec<String> {
     out
 }
 
-/// A systemd 252 booted as PID 1 in systemd-nspawn (`tests/harness/sdbox`), torn down on drop,
+/// The systemd versions the box tier boots: Debian 12's (the host's own root), Debian 13's
+/// and sid's (roots made by `tests/harness/mkroot`, cached in /var/tmp/portctl-roots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Systemd {
+    V252,
+    V257,
+    V262,
+}
+
+impl Systemd {
+    pub const ALL: [Self; 3] = [Self::V252, Self::V257, Self::V262];
+
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V252 => 252,
+            Self::V257 => 257,
+            Self::V262 => 262,
+        }
+    }
+
+    /// The root file system the box boots (`None`: the host's).
+    pub fn lower(self) -> Option<PathBuf> {
+        let suite = match self {
+            Self::V252 => return None,
+            Self::V257 => "trixie",
+            Self::V262 => "sid",
+        };
+        let dir = PathBuf::from(format!("/var/tmp/portctl-roots/{suite}"));
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/mkroot"))
+            .arg(suite)
+            .arg(&dir)
+            .output()
+            .expect("run mkroot");
+        assert!(
+            out.status.success(),
+            "mkroot {suite}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(dir)
+    }
+}
+
+/// A systemd booted as PID 1 in systemd-nspawn (`tests/harness/sdbox`), torn down on drop,
 /// panics included.
 pub struct SystemdBox {
     name: String,
+    systemd: Systemd,
 }
 
 impl SystemdBox {
@@ -263,12 +306,22 @@ impl SystemdBox {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/sdbox")
     }
 
-    /// Boots a box; its name must be unique among concurrently running tests.
+    /// Boots a box of the host's systemd (252); its name must be unique among concurrently
+    /// running tests.
     pub fn up(name: &str) -> Self {
-        let out = Command::new(Self::harness())
-            .args(["up", name])
-            .output()
-            .expect("run sdbox");
+        Self::up_version(name, Systemd::V252)
+    }
+
+    /// Boots a box of that systemd. Another root than the host's sees the repository (and its
+    /// binaries) at the same path, read-only.
+    pub fn up_version(name: &str, systemd: Systemd) -> Self {
+        let mut cmd = Command::new(Self::harness());
+        cmd.args(["up", name]);
+        if let Some(lower) = systemd.lower() {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+            cmd.arg("--lower").arg(lower).arg("--bind-ro").arg(repo);
+        }
+        let out = cmd.output().expect("run sdbox");
         assert!(
             out.status.success(),
             "sdbox up {name} failed:\n{}",
@@ -276,7 +329,13 @@ impl SystemdBox {
         );
         Self {
             name: name.to_string(),
+            systemd,
         }
+    }
+
+    /// Which systemd runs in the box.
+    pub fn systemd(&self) -> Systemd {
+        self.systemd
     }
 
     /// The box's PID 1, as seen from here (it changes when the box reboots).
@@ -699,7 +758,8 @@ impl SystemdBox {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let id = self.exec(&["systemctl", "show", "-P", "InvocationID", unit]);
-            let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+            // (systemd 257 and later print it as a UUID with dashes; the journal has none.)
+            let id = String::from_utf8_lossy(&id.stdout).trim().replace('-', "");
             let log = if id.is_empty() {
                 String::new()
             } else {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use portctl_tests::{mkimage, SystemdBox, AS_NOBODY, BUSCTL_ATTACH_MINIMAL_1};
 
-use crate::{Role, Scenario};
+use crate::{Role, Scenario, V252_ONLY};
 
 /// Each in a box of its own: they go from systemd-portabled to portctld and back.
 pub fn scenarios() -> Vec<Scenario> {
@@ -16,11 +16,13 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "portablectl_prints_the_same_against_portctld",
             role: Role::Own,
+            versions: V252_ONLY,
             run: portablectl_prints_the_same_against_portctld,
         },
         Scenario {
             name: "polkit_decides_for_unprivileged_callers",
             role: Role::Own,
+            versions: V252_ONLY,
             run: polkit_decides_for_unprivileged_callers,
         },
     ]

@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use portctl_tests::Systemd;
 use portctl_tests::{mkextension, mkimage, SystemdBox};
 
-use crate::{Role, Scenario};
+use crate::{Role, Scenario, EVERY_VERSION};
 
 fn portctl(b: &SystemdBox, args: &[&str]) -> (bool, String) {
     b.portctl(args)
@@ -22,6 +23,7 @@ pub fn scenarios() -> Vec<Scenario> {
     let s = |name, run| Scenario {
         name,
         role: Role::Installed,
+        versions: EVERY_VERSION,
         run,
     };
     vec![
@@ -346,6 +348,13 @@ fn profiles_restrict_the_service(b: &SystemdBox) {
         ("strict", false, "denied", true),
         ("trusted", true, "ok", false),
     ] {
+        // systemd 254 and later mount the host's os-release below /run/host, which nspawn
+        // keeps read-only in a container: with trusted's BindPaths=/run the service cannot
+        // start in a box (systemd-portabled's attachment fails the same way, checked with
+        // 257), on a real host it does.
+        if profile == "trusted" && b.systemd() != Systemd::V252 {
+            continue;
+        }
         let (ok, out) = portctl(
             b,
             &[

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use portctl_tests::{mkimage, raw_image_from_tree, SystemdBox};
 
-use crate::{Role, Scenario};
+use crate::{Role, Scenario, EVERY_VERSION};
 
 /// Nothing is attached, linked or left in the box.
 fn assert_clean(b: &SystemdBox) {
@@ -36,6 +36,7 @@ pub fn scenarios() -> Vec<Scenario> {
     let s = |name, run| Scenario {
         name,
         role: Role::Installed,
+        versions: EVERY_VERSION,
         run,
     };
     vec![

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use libtest_mimic::{Arguments, Trial};
-use portctl_tests::SystemdBox;
+use portctl_tests::{Systemd, SystemdBox};
 
 /// What a scenario runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,12 +28,18 @@ pub enum Role {
     Own,
 }
 
-/// One scenario: a name, what it runs in, and the test.
+/// One scenario: a name, what it runs in, under which systemd versions, and the test.
 pub struct Scenario {
     pub name: &'static str,
     pub role: Role,
+    pub versions: &'static [Systemd],
     pub run: fn(&SystemdBox),
 }
+
+/// Systemd 252 only (what the scenario checks is 252's).
+pub const V252_ONLY: &[Systemd] = &[Systemd::V252];
+/// Every systemd the box tier boots.
+pub const EVERY_VERSION: &[Systemd] = &Systemd::ALL;
 
 /// The directory of the workspace's binaries (portctl, portctld, the test helpers).
 pub fn bin_dir() -> PathBuf {
@@ -49,21 +55,22 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
-/// The shared boxes, by role.
+/// The shared boxes, by role and version.
 #[derive(Default)]
-struct Boxes(Mutex<HashMap<Role, Arc<SystemdBox>>>);
+struct Boxes(Mutex<HashMap<(Role, Systemd), Arc<SystemdBox>>>);
 
 impl Boxes {
-    fn get(&self, role: Role) -> Arc<SystemdBox> {
+    fn get(&self, role: Role, v: Systemd) -> Arc<SystemdBox> {
         let mut boxes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(boxes.entry(role).or_insert_with(|| {
+        Arc::clone(boxes.entry((role, v)).or_insert_with(|| {
+            let n = v.number();
             let b = match role {
                 Role::Installed => {
-                    let b = SystemdBox::up("box-installed");
+                    let b = SystemdBox::up_version(&format!("box-installed-{n}"), v);
                     b.install_portctl(&bin_dir());
                     b
                 }
-                Role::Reference => SystemdBox::up("box-reference"),
+                Role::Reference => SystemdBox::up_version(&format!("box-reference-{n}"), v),
                 Role::Own => unreachable!("own boxes are not shared"),
             };
             Arc::new(b)
@@ -74,6 +81,19 @@ impl Boxes {
     fn down(&self) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
+}
+
+/// Stops and removes every attachment and image of a shared box.
+fn reset(b: &SystemdBox) {
+    let _ = b.exec(&[
+        "sh",
+        "-c",
+        "for d in /etc/systemd/system.attached /run/systemd/system.attached; do \
+           for u in $(ls $d 2>/dev/null | grep -v '[.]d$'); do systemctl stop $u; done; done; \
+         rm -rf /etc/systemd/system.attached /run/systemd/system.attached /etc/portables \
+           /run/portables /var/lib/portables/* /var/lib/portctl /run/portctl/journal; \
+         systemctl daemon-reload; systemctl reset-failed",
+    ]);
 }
 
 fn main() {
@@ -90,18 +110,36 @@ fn main() {
         ("refdiff", refdiff::scenarios()),
     ] {
         for s in scenarios {
-            let boxes = Arc::clone(&boxes);
-            let name = format!("box::{module}::{}", s.name);
-            // (Box names become machine names: short.)
-            own_boxes += 1;
-            let own = format!("box-own{own_boxes}");
-            trials.push(Trial::test(name, move || {
-                match s.role {
-                    Role::Own => (s.run)(&SystemdBox::up(&own)),
-                    role => (s.run)(&boxes.get(role)),
-                }
-                Ok(())
-            }));
+            for &v in s.versions {
+                let boxes = Arc::clone(&boxes);
+                // Scenarios of 252 keep their names; the others say their version.
+                let name = match v {
+                    Systemd::V252 => format!("box::{module}::{}", s.name),
+                    v => format!("box::{module}::{}::v{}", s.name, v.number()),
+                };
+                // (Box names become machine names: short.)
+                own_boxes += 1;
+                let own = format!("box-own{own_boxes}");
+                let (role, run) = (s.role, s.run);
+                trials.push(Trial::test(name, move || {
+                    match role {
+                        Role::Own => run(&SystemdBox::up_version(&own, v)),
+                        role => {
+                            let b = boxes.get(role, v);
+                            // A scenario that failed half-way leaves the next one a clean box.
+                            let r =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&b)));
+                            if r.is_err() {
+                                reset(&b);
+                            }
+                            if let Err(p) = r {
+                                std::panic::resume_unwind(p);
+                            }
+                        }
+                    }
+                    Ok(())
+                }));
+            }
         }
     }
     let conclusion = libtest_mimic::run(&args, trials);

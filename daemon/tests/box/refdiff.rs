@@ -6,17 +6,19 @@
 
 use std::path::Path;
 
-use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, Offline};
+use portctl_engine::portable::{AttachOptions, CopyMode, DetachOptions, OfflineAs};
+use portctl_engine::version::Version;
 use portctl_engine::Host;
 use portctl_tests::{mkimage, parse_portablectl_changes, snapshot, SystemdBox};
 
-use crate::{Role, Scenario};
+use crate::{Role, Scenario, V252_ONLY};
 
 /// Against systemd 252's own portabled, each in a box of its own (the reference's state).
 pub fn scenarios() -> Vec<Scenario> {
     let s = |name, run| Scenario {
         name,
         role: Role::Own,
+        versions: V252_ONLY,
         run,
     };
     vec![
@@ -34,6 +36,9 @@ pub fn scenarios() -> Vec<Scenario> {
         ),
     ]
 }
+
+/// The engine without a PID 1, writing for the box's systemd.
+const V252: OfflineAs = OfflineAs(Version(252));
 
 const DIRS: [&str; 4] = [
     "/etc/systemd/system.attached",
@@ -200,7 +205,7 @@ fn same_files_and_changes_as_systemd_252(b: &SystemdBox) {
             extensions: Vec::new(),
             relax_extension_check: false,
         };
-        let ours = host.attach(&Offline, c.arg, &opts).unwrap();
+        let ours = host.attach(&V252, c.arg, &opts).unwrap();
         assert_eq!(tree(&root), ref_tree, "{}: trees differ", c.what);
         assert_eq!(list(&ours), ref_attach, "{}: attach changes differ", c.what);
 
@@ -218,7 +223,7 @@ fn same_files_and_changes_as_systemd_252(b: &SystemdBox) {
         let (ok, _, err) = portablectl(b, &args);
         assert!(ok, "{}: {err}", c.what);
         let ours = host
-            .detach(&Offline, c.arg, &DetachOptions::new(c.runtime, false))
+            .detach(&V252, c.arg, &DetachOptions::new(c.runtime, false))
             .unwrap();
         assert_eq!(list(&ours), ref_detach, "{}: detach changes differ", c.what);
         assert_eq!(tree(&root), clean, "{}: our detach left files", c.what);
@@ -260,10 +265,10 @@ fn reattach_reports_what_systemd_252_reports(b: &SystemdBox) {
         extensions: Vec::new(),
         relax_extension_check: false,
     };
-    host.attach(&Offline, "/var/lib/portables/minimal_1", &opts)
+    host.attach(&V252, "/var/lib/portables/minimal_1", &opts)
         .unwrap();
     let (removed, updated) = host
-        .reattach(&Offline, "/var/lib/portables/minimal_2", &opts)
+        .reattach(&V252, "/var/lib/portables/minimal_2", &opts)
         .unwrap();
     assert_eq!(tree(&root), ref_tree);
     let mut ours = list(&removed);
@@ -316,7 +321,7 @@ fn layered_attach_matches_systemd_252(b: &SystemdBox) {
             extensions: vec![ext.to_string()],
             relax_extension_check: false,
         };
-        let ours = host.attach(&Offline, "app_1", &opts).unwrap();
+        let ours = host.attach(&V252, "app_1", &opts).unwrap();
         assert_eq!(tree(&root), ref_tree, "{format}: trees differ");
         // The units come in v252's hash order there, by name here (docs/compatibility.md);
         // the directory first and the links last, in the same order.
@@ -344,7 +349,7 @@ fn layered_attach_matches_systemd_252(b: &SystemdBox) {
         assert!(ok, "{format}: {err}");
         let ours = host
             .detach(
-                &Offline,
+                &V252,
                 "app_1",
                 &DetachOptions {
                     extensions: vec![ext.to_string()],

@@ -76,11 +76,23 @@ pub mod types {
     pub const USR_ARM: Guid = Guid::parse("7d0359a3-02b3-4f0a-865c-654403e70625");
     pub const ROOT_RISCV64: Guid = Guid::parse("72ec70a6-cf74-40e6-bd49-4bda08e8f224");
     pub const USR_RISCV64: Guid = Guid::parse("beaec34b-8442-439b-a40b-984381ed097d");
+    pub const ROOT_VERITY_X86_64: Guid = Guid::parse("2c7357ed-ebd2-46d9-aec1-23d437ec2bf5");
+    pub const USR_VERITY_X86_64: Guid = Guid::parse("77ff5f63-e7b6-4633-acf4-1565b864c0e6");
+    pub const ROOT_VERITY_SIG_X86_64: Guid = Guid::parse("41092b05-9fc8-4523-994f-2def0408b176");
+    pub const USR_VERITY_SIG_X86_64: Guid = Guid::parse("e7bb33fb-06cf-4e81-8273-e543b413e2e2");
+    pub const HOME: Guid = Guid::parse("933ac7e1-2eb4-4f13-b844-0e14e2aef915");
+    pub const SRV: Guid = Guid::parse("3b8f8425-20e0-4f3b-907f-1a25a76f98e8");
+    pub const VAR: Guid = Guid::parse("4d21b016-b534-45c2-a9fb-5c16e091fd2d");
+    pub const TMP: Guid = Guid::parse("7ec6f557-3bc5-4aca-b293-16ef5df639d1");
+    pub const ESP: Guid = Guid::parse("c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
+    pub const XBOOTLDR: Guid = Guid::parse("bc13c2ff-59e6-4262-a352-b275fd6f7172");
+    pub const SWAP: Guid = Guid::parse("0657fd6d-a4ab-43c4-84e5-0933c84b4f4f");
     /// "Linux filesystem data", the generic type.
     pub const LINUX_GENERIC: Guid = Guid::parse("0fc63daf-8483-4772-8e79-3d69d8477de4");
 }
 
 /// GPT attribute bits of the specification.
+pub const FLAG_GROWFS: u64 = 1 << 59;
 pub const FLAG_READ_ONLY: u64 = 1 << 60;
 pub const FLAG_NO_AUTO: u64 = 1 << 63;
 

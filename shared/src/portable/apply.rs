@@ -177,7 +177,7 @@ impl Host {
         o: &AttachOptions,
     ) -> Result<Vec<Change>> {
         plan::precheck(o)?;
-        let facts = self.inspect_attach(arg, o)?;
+        let facts = self.inspect_attach(pid1, arg, o)?;
         let plan = plan::plan(arg, &facts, o)?;
         let _guard = self.write_guard();
         if !o.force {

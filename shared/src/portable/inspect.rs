@@ -8,14 +8,17 @@ use crate::compliance::{self, Request};
 use crate::confine::{self, Widening};
 use crate::error::{Error, Result};
 use crate::image::Image;
-use crate::os_release::{extension_mismatch, read_os_release};
+use crate::os_release::{extension_mismatch, read_os_release, OsRelease};
 use crate::parse::names;
 use crate::profile::{profile_name_is_valid, Profile, RequiredPath};
 use crate::units::{find_units_within, Budget, UnitFile};
 use crate::Host;
 
 use super::metadata::extension_release;
-use super::{image_link, AttachOptions, CopyMode};
+use crate::policy::Policy;
+use crate::version::Version;
+
+use super::{image_link, AttachOptions, CopyMode, ServiceManager};
 
 /// An extension image as attach sees it.
 #[derive(Debug, Clone)]
@@ -25,6 +28,11 @@ pub struct Extension {
     pub mismatch: Option<String>,
     /// Its `PORTABLE_PREFIXES=`.
     pub prefixes: Vec<String>,
+    /// Its extension-release, parsed, and whether it is a confext's.
+    pub release: OsRelease,
+    pub confext: bool,
+    /// What it admits, for a raw image.
+    pub policy: Option<Policy>,
 }
 
 /// What the profile named by the attach is on this host.
@@ -84,13 +92,25 @@ pub struct Facts {
     pub compliance: Option<Compliance>,
     /// The units' settings that widen the profile.
     pub widenings: Vec<Widening>,
-    /// The host's os-release file, which 20-portable.conf binds in.
+    /// The host's os-release file, which 20-portable.conf binds in (up to 253).
     pub host_os_release: &'static str,
+    /// The systemd version the attach writes for (docs/compatibility.md).
+    pub version: Version,
+    /// The root image's os-release, parsed.
+    pub release: Option<OsRelease>,
+    /// What the root image admits, for a raw image.
+    pub policy: Option<Policy>,
 }
 
 impl Host {
     /// Reads what an attach of `arg` with `o` needs to know.
-    pub(crate) fn inspect_attach(&self, arg: &str, o: &AttachOptions) -> Result<Facts> {
+    pub(crate) fn inspect_attach(
+        &self,
+        pid1: &dyn ServiceManager,
+        arg: &str,
+        o: &AttachOptions,
+    ) -> Result<Facts> {
+        let version = super::behave_as(pid1);
         let mut image = self.find_image(arg)?;
         if o.copy == CopyMode::Mixed
             && image.path == image_link(&image.path.display().to_string(), o.runtime)
@@ -140,6 +160,9 @@ impl Host {
                 image: ext,
                 mismatch,
                 prefixes: ext_release.file.parsed.portable_prefixes(),
+                confext: ext_release.confext,
+                release: ext_release.file.parsed,
+                policy: ext_opened.dissected.as_ref().map(Policy::of),
             });
         }
         // By name (v252's order is its hash tables').
@@ -180,6 +203,7 @@ impl Host {
                     matches: Some(&o.matches),
                     writable: opened.can_write,
                     layout: &opened.layout,
+                    version,
                 });
                 let all: Vec<&UnitFile> = units.iter().map(|(u, _)| u).collect();
                 let names: std::collections::BTreeSet<&str> =
@@ -218,6 +242,9 @@ impl Host {
             compliance,
             widenings,
             host_os_release,
+            version,
+            release: release.map(|r| r.parsed),
+            policy: opened.dissected.as_ref().map(Policy::of),
         })
     }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::version::Version;
 
 mod apply;
 pub mod changes;
@@ -86,15 +87,40 @@ pub trait ServiceManager: Sync {
     /// Whether the unit (for a template: any of its instances) is activating, active,
     /// reloading or deactivating. The error is a message for the caller.
     fn is_active(&self, unit: &str) -> std::result::Result<bool, String>;
+
+    /// The version of systemd that runs the units, `None` when it cannot be told.
+    fn version(&self) -> Option<Version> {
+        None
+    }
 }
 
-/// No service manager: no unit can be active.
+/// No service manager: no unit can be active, and attach writes what the newest systemd
+/// portctl knows expects (an image builder's case).
 pub struct Offline;
 
 impl ServiceManager for Offline {
     fn is_active(&self, _unit: &str) -> std::result::Result<bool, String> {
         Ok(false)
     }
+}
+
+/// No service manager, and the files written for the systemd of this version (what
+/// `--systemd-version=` asks for, and what tests compare with that version's portabled).
+pub struct OfflineAs(pub Version);
+
+impl ServiceManager for OfflineAs {
+    fn is_active(&self, _unit: &str) -> std::result::Result<bool, String> {
+        Ok(false)
+    }
+
+    fn version(&self) -> Option<Version> {
+        Some(self.0)
+    }
+}
+
+/// The version portctl behaves as under `pid1` (docs/compatibility.md, "By systemd version").
+pub fn behave_as(pid1: &dyn ServiceManager) -> Version {
+    pid1.version().unwrap_or(Version::NEWEST).behave_as()
 }
 
 fn active(pid1: &dyn ServiceManager, unit: &str) -> Result<bool> {

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::limits::UNITS_MAX;
+use crate::os_release::ReleaseClass;
 use crate::parse::marker;
 use crate::parse::text::specifier_escape;
 use crate::profile::{PathKind, RequiredPath};
 use crate::root::Content;
 use crate::units::UnitFile;
+use crate::version::{Behaviour, Version};
 
 use super::inspect::{Facts, ProfileFacts};
 use super::metadata::no_matching_units;
@@ -177,12 +179,40 @@ pub fn plan(arg: &str, f: &Facts, o: &AttachOptions) -> Result<Plan> {
             (e.image.clone(), link)
         })
         .collect();
+    let v = f.version;
     let layers = Layers {
         root_image: image,
         root: &root,
         extensions: &extensions,
         relax: o.relax_extension_check,
         os_release: f.host_os_release,
+        version: v,
+        root_policy: f.policy.as_ref().map(ToString::to_string),
+        extension_policy: f
+            .extensions
+            .iter()
+            .filter_map(|e| e.policy.clone())
+            .reduce(|a, b| a.union(&b))
+            .map(|p| p.to_string()),
+        root_release: f
+            .release
+            .as_ref()
+            .and_then(|r| r.name_and_version(ReleaseClass::Portable)),
+        extension_releases: f
+            .extensions
+            .iter()
+            .map(|e| {
+                let classes: &[ReleaseClass] = if v.has(Behaviour::ConfextLogFields) {
+                    &[ReleaseClass::Sysext, ReleaseClass::Confext]
+                } else {
+                    &[ReleaseClass::Sysext]
+                };
+                classes
+                    .iter()
+                    .filter_map(|c| e.release.name_and_version(*c))
+                    .collect()
+            })
+            .collect(),
     };
     let units = f
         .units
@@ -211,6 +241,15 @@ struct Layers<'a> {
     extensions: &'a [(Image, PathBuf)],
     relax: bool,
     os_release: &'a str,
+    version: Version,
+    /// `RootImagePolicy=` of a raw root image, and the one `ExtensionImagePolicy=` of the
+    /// raw extension images.
+    root_policy: Option<String>,
+    extension_policy: Option<String>,
+    /// `PORTABLE_NAME_AND_VERSION=` of the root image.
+    root_release: Option<String>,
+    /// `PORTABLE_EXTENSION_NAME_AND_VERSION=` values of each extension.
+    extension_releases: Vec<Vec<String>>,
 }
 
 fn plan_unit(
@@ -266,8 +305,9 @@ fn plan_unit(
 }
 
 /// The 20-portable.conf of `unit`, which came from `source` (the root, or an extension when
-/// `from_extension`).
+/// `from_extension`), as the systemd of `layers.version` writes it.
 fn dropin_text(layers: &Layers<'_>, source: &Image, from_extension: bool, unit: &str) -> Vec<u8> {
+    let v = layers.version;
     let path = layers.root.display().to_string();
     let ext_paths: Vec<String> = layers
         .extensions
@@ -276,35 +316,88 @@ fn dropin_text(layers: &Layers<'_>, source: &Image, from_extension: bool, unit: 
         .collect();
     let mut text = marker::marker_line(&path, &ext_paths);
     text.push('\n');
+    if !unit.ends_with(".service") {
+        return text.into_bytes();
+    }
     // Paths and names go into settings: '%' would start a specifier there.
     let path = specifier_escape(&path);
-    if unit.ends_with(".service") {
+    let base = specifier_escape(&source.file_name());
+    let root = if layers.root_image.kind.is_directory() {
+        "RootDirectory="
+    } else {
+        "RootImage="
+    };
+    text.push_str(&format!(
+        "\n[Service]\n{root}{path}\nEnvironment=PORTABLE={base}\n"
+    ));
+    if v.has(Behaviour::OsReleaseBind) {
         let os_release = layers.os_release;
-        let base = specifier_escape(&source.file_name());
-        let root = if layers.root_image.kind.is_directory() {
-            "RootDirectory="
-        } else {
-            "RootImage="
-        };
         text.push_str(&format!(
-            "\n[Service]\n{root}{path}\nEnvironment=PORTABLE={base}\nBindReadOnlyPaths={os_release}:/run/host/os-release\nLogExtraFields=PORTABLE={base}\n"
+            "BindReadOnlyPaths={os_release}:/run/host/os-release\n"
         ));
-        // Only a unit that came from an extension is told about the extensions.
-        if from_extension {
-            for (e, _) in layers.extensions {
-                let (key, relax) = if e.kind.is_directory() {
-                    ("ExtensionDirectories=", "")
-                } else if layers.relax {
-                    (
-                        "ExtensionImages=",
-                        ":x-systemd.relax-extension-release-check",
-                    )
-                } else {
-                    ("ExtensionImages=", "")
-                };
-                let e = specifier_escape(&e.path.display().to_string());
-                text.push_str(&format!("{key}{e}{relax}\n"));
+    }
+    text.push_str(&format!("LogExtraFields=PORTABLE={base}\n"));
+    if let (true, Some(p)) = (v.has(Behaviour::ImagePolicy), &layers.root_policy) {
+        text.push_str(&format!("RootImagePolicy={p}\n"));
+    }
+    if v.has(Behaviour::ReleaseLogFields) {
+        if layers.extensions.is_empty() {
+            if let Some(nv) = &layers.root_release {
+                text.push_str(&format!("LogExtraFields=PORTABLE_NAME_AND_VERSION={nv}\n"));
             }
+        } else {
+            let root_base = specifier_escape(&layers.root_image.file_name());
+            text.push_str(&format!(
+                "Environment=PORTABLE_ROOT={root_base}\nLogExtraFields=PORTABLE_ROOT={root_base}\n"
+            ));
+            if let Some(nv) = &layers.root_release {
+                text.push_str(&format!(
+                    "LogExtraFields=PORTABLE_ROOT_NAME_AND_VERSION={nv}\n"
+                ));
+            }
+        }
+    }
+    // Up to 257 only a unit that came from an extension is told about the extensions.
+    if !from_extension && !v.has(Behaviour::ExtensionsForRootUnits) {
+        return text.into_bytes();
+    }
+    for (i, (e, _)) in layers.extensions.iter().enumerate() {
+        let key = if e.kind.is_directory() {
+            "ExtensionDirectories="
+        } else {
+            "ExtensionImages="
+        };
+        // Up to 256 the check looked at the root image's type, not the extension's.
+        let relaxable = if v.has(Behaviour::RelaxByExtensionType) {
+            !e.kind.is_directory()
+        } else {
+            !layers.root_image.kind.is_directory()
+        };
+        let relax = if layers.relax && relaxable {
+            ":x-systemd.relax-extension-release-check"
+        } else {
+            ""
+        };
+        let e_path = specifier_escape(&e.path.display().to_string());
+        if v.has(Behaviour::ReleaseLogFields) {
+            let e_base = specifier_escape(&e.file_name());
+            text.push_str(&format!(
+                "\n{key}{e_path}{relax}\nLogExtraFields=PORTABLE_EXTENSION={e_base}\n"
+            ));
+            if let (true, false, Some(p)) = (
+                v.has(Behaviour::ImagePolicy),
+                e.kind.is_directory(),
+                &layers.extension_policy,
+            ) {
+                text.push_str(&format!("ExtensionImagePolicy={p}\n"));
+            }
+            for nv in &layers.extension_releases[i] {
+                text.push_str(&format!(
+                    "LogExtraFields=PORTABLE_EXTENSION_NAME_AND_VERSION={nv}\n"
+                ));
+            }
+        } else {
+            text.push_str(&format!("{key}{e_path}{relax}\n"));
         }
     }
     text.into_bytes()
@@ -316,6 +409,7 @@ mod tests {
 
     use super::*;
     use crate::image::ImageType;
+    use crate::os_release::OsRelease;
     use crate::portable::inspect::{Compliance, Extension};
     use crate::profile::Profile;
 
@@ -377,6 +471,9 @@ mod tests {
             compliance: Some(Compliance::default()),
             widenings: Vec::new(),
             host_os_release: "/etc/os-release",
+            version: Version(252),
+            release: Some(OsRelease::parse(b"ID=app\nVERSION_ID=1\n")),
+            policy: None,
         }
     }
 
@@ -423,6 +520,9 @@ mod tests {
                 image: image("/var/lib/portables/ext_1", ImageType::Directory),
                 mismatch: Some("ID differs".into()),
                 prefixes: Vec::new(),
+                release: OsRelease::default(),
+                confext: false,
+                policy: None,
             }), "Image ext_1 extension-release metadata does not match the root's: ID differs"),
             ("missing mount point, writable", |f, _| f.compliance = Some(Compliance {
                 missing: vec![missing("/proc")],

@@ -19,12 +19,12 @@ impl Host {
     /// the updated change lists as the reference does.
     pub fn reattach(
         &self,
-        _pid1: &dyn ServiceManager, // reattach checks no unit against PID 1 (REATTACH)
+        pid1: &dyn ServiceManager, // reattach checks no unit against PID 1 (REATTACH)
         arg: &str,
         o: &AttachOptions,
     ) -> Result<(Vec<Change>, Vec<Change>)> {
         plan::precheck(o)?;
-        let facts = self.inspect_attach(arg, o)?;
+        let facts = self.inspect_attach(pid1, arg, o)?;
         let plan = plan::plan(arg, &facts, o)?;
         let _guard = self.write_guard();
         let dir = attached_dir(o.runtime);

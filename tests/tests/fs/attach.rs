@@ -3,23 +3,23 @@
 
 use std::fs;
 
-use portctl_engine::portable::{CopyMode, DetachOptions, Offline};
+use portctl_engine::portable::{CopyMode, DetachOptions, Offline, OfflineAs};
+use portctl_engine::version::Version;
 use portctl_engine::Error;
 use portctl_tests::{attach_host, mkimage, snapshot, Scratch};
 
 use portctl_tests::change_lines as list;
 use portctl_tests::engine::attach::*;
 
+/// No PID 1, files for systemd 252.
+const V252: OfflineAs = OfflineAs(Version(252));
+
 #[test]
 fn attach_directory_image_writes_what_v252_writes() {
     let (s, host) = setup();
     let before = snapshot(s.path(), &STATE_DIRS);
     let changes = host
-        .attach(
-            &Offline,
-            "minimal_1",
-            &opts("default", false, CopyMode::Auto),
-        )
+        .attach(&V252, "minimal_1", &opts("default", false, CopyMode::Auto))
         .unwrap();
     let a = "/etc/systemd/system.attached";
     assert_eq!(
@@ -56,26 +56,22 @@ fn attach_directory_image_writes_what_v252_writes() {
         ]
     );
     assert_eq!(
-        host.image_state(&Offline, "minimal_1", &[])
-            .unwrap()
-            .as_str(),
+        host.image_state(&V252, "minimal_1", &[]).unwrap().as_str(),
         "attached"
     );
     assert_eq!(
-        host.image_state(&Offline, "minimal_2", &[])
-            .unwrap()
-            .as_str(),
+        host.image_state(&V252, "minimal_2", &[]).unwrap().as_str(),
         "attached",
         "v252 ignores versions"
     );
     assert_eq!(
-        host.image_state(&Offline, "other", &[]).unwrap().as_str(),
+        host.image_state(&V252, "other", &[]).unwrap().as_str(),
         "detached"
     );
 
     // Detach by name: everything goes, in the reference's order.
     let changes = host
-        .detach(&Offline, "minimal_1", &DetachOptions::new(false, false))
+        .detach(&V252, "minimal_1", &DetachOptions::new(false, false))
         .unwrap();
     assert_eq!(
         list(&changes),
@@ -92,9 +88,7 @@ fn attach_directory_image_writes_what_v252_writes() {
     after.retain(|l| !l.starts_with("/etc/portables "));
     assert_eq!(after, before, "no trace left");
     assert_eq!(
-        host.image_state(&Offline, "minimal_1", &[])
-            .unwrap()
-            .as_str(),
+        host.image_state(&V252, "minimal_1", &[]).unwrap().as_str(),
         "detached"
     );
 }

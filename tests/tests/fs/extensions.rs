@@ -3,16 +3,20 @@
 
 use std::fs;
 
-use portctl_engine::portable::{DetachOptions, Offline};
+use portctl_engine::portable::{DetachOptions, Offline, OfflineAs};
+use portctl_engine::version::Version;
 use portctl_engine::Error;
 use portctl_tests::engine::extensions::*;
 use portctl_tests::{change_lines as list, mkextension, mkimage, snapshot};
+
+/// No PID 1, files for systemd 252.
+const V252: OfflineAs = OfflineAs(Version(252));
 
 #[test]
 fn layered_attach_writes_every_layer() {
     let (s, host) = setup();
     let changes = host
-        .attach(&Offline, "app_1", &opts(&["app"], &["app-ext_1"]))
+        .attach(&V252, "app_1", &opts(&["app"], &["app-ext_1"]))
         .unwrap();
     let lines = list(&changes);
     assert!(lines.contains(&format!(
@@ -41,23 +45,23 @@ fn layered_attach_writes_every_layer() {
     ));
     // State: the root alone or with its extension.
     assert_eq!(
-        host.image_state(&Offline, "app_1", &[]).unwrap().as_str(),
+        host.image_state(&V252, "app_1", &[]).unwrap().as_str(),
         "attached"
     );
     assert_eq!(
-        host.image_state(&Offline, "app_1", &["app-ext_1".into()])
+        host.image_state(&V252, "app_1", &["app-ext_1".into()])
             .unwrap()
             .as_str(),
         "attached"
     );
     // Detaching needs every layer.
     let e = host
-        .detach(&Offline, "app_1", &DetachOptions::new(false, false))
+        .detach(&V252, "app_1", &DetachOptions::new(false, false))
         .unwrap_err();
     assert!(matches!(e, Error::NoSuchUnit(_)), "{e}");
     let gone = host
         .detach(
-            &Offline,
+            &V252,
             "app_1",
             &DetachOptions {
                 extensions: vec!["app-ext_1".into()],
@@ -210,7 +214,7 @@ fn confext_layers() {
         "[Service]\nExecStart=/usr/bin/minimald\n",
     )
     .unwrap();
-    host.attach(&Offline, "app_1", &opts(&["app"], &["app-conf_1"]))
+    host.attach(&V252, "app_1", &opts(&["app"], &["app-conf_1"]))
         .unwrap();
     let dropin = read(&s, &format!("{A}/app-conf.service.d/20-portable.conf"));
     assert!(
@@ -218,7 +222,7 @@ fn confext_layers() {
         "{dropin}"
     );
     host.detach(
-        &Offline,
+        &V252,
         "app_1",
         &DetachOptions {
             extensions: vec!["app-conf_1".into()],
@@ -234,7 +238,7 @@ fn confext_layers() {
     )
     .unwrap();
     let e = host
-        .attach(&Offline, "app_1", &opts(&["app"], &["app-conf_1"]))
+        .attach(&V252, "app_1", &opts(&["app"], &["app-conf_1"]))
         .unwrap_err()
         .to_string();
     assert!(e.contains("CONFEXT_SCOPE=system"), "{e}");

@@ -1,6 +1,7 @@
 //! Raw extension images (root: loop devices).
 
-use portctl_engine::portable::{DetachOptions, Offline};
+use portctl_engine::portable::{DetachOptions, Offline, OfflineAs};
+use portctl_engine::version::Version;
 use portctl_tests::engine::extensions::*;
 use portctl_tests::mkextension;
 
@@ -17,16 +18,25 @@ fn raw_extensions_and_the_relax_flag() {
     host.attach(&Offline, "app_1", &o).unwrap();
     let dropin = read(&s, &format!("{A}/app-sq.service.d/20-portable.conf"));
     assert!(
-        dropin.ends_with("ExtensionImages=/var/lib/portables/app-sq_1.raw\n"),
+        dropin.contains("\nExtensionImages=/var/lib/portables/app-sq_1.raw\n"),
         "{dropin}"
     );
+    // Relaxed: from 257 on for every extension that is an image.
     o.relax_extension_check = true;
     host.reattach(&Offline, "app_1", &o).unwrap();
     let dropin = read(&s, &format!("{A}/app-sq.service.d/20-portable.conf"));
     assert!(
-        dropin.ends_with(
-            "ExtensionImages=/var/lib/portables/app-sq_1.raw:x-systemd.relax-extension-release-check\n"
+        dropin.contains(
+            "\nExtensionImages=/var/lib/portables/app-sq_1.raw:x-systemd.relax-extension-release-check\n"
         ),
+        "{dropin}"
+    );
+    // Up to 256 only when the root is an image, which app_1 (a directory) is not.
+    host.reattach(&OfflineAs(Version(252)), "app_1", &o)
+        .unwrap();
+    let dropin = read(&s, &format!("{A}/app-sq.service.d/20-portable.conf"));
+    assert!(
+        dropin.ends_with("\nExtensionImages=/var/lib/portables/app-sq_1.raw\n"),
         "{dropin}"
     );
     host.detach(

@@ -39,6 +39,7 @@ fn report_of(host: &Host, image: &Image, matches: Option<&[String]>) -> (Report,
         matches,
         writable: opened.can_write,
         layout: &opened.layout,
+        version: portctl_engine::version::Version(252),
     });
     (r, opened.layout.clone())
 }

@@ -1,0 +1,166 @@
+//! Which systemd portctl behaves as: the version of the host's PID 1, and the one table that
+//! says, behaviour by behaviour, from which systemd version on it applies
+//! (docs/compatibility.md, "By systemd version").
+//!
+//! Each boundary was found in systemd's sources (252, 254, 257 and the newest) and checked
+//! against the real portabled of a version on each side where Debian ships one (252, 254,
+//! 257, 262). A host older than the oldest known version behaves as the oldest, one newer
+//! than the newest as the newest; without a PID 1 to ask, the newest.
+
+use std::fmt;
+
+/// A systemd version, by its major number (`252` of "252.39-1~deb12u2").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub u32);
+
+impl Version {
+    /// The oldest systemd portctl knows: Debian 12's.
+    pub const OLDEST: Self = Self(252);
+    /// The newest systemd portctl knows.
+    pub const NEWEST: Self = Self(262);
+
+    /// The major number at the start of a version string as systemd reports it
+    /// (`org.freedesktop.systemd1.Manager.Version`, `systemctl --version`): "252.39-1~deb12u2",
+    /// "257.13-1~deb13u1", "262.1-1", "v262", "263~rc1". `None` when it has none.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let s = s.strip_prefix("systemd ").unwrap_or(s);
+        let s = s.strip_prefix('v').unwrap_or(s);
+        let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok().filter(|&n| n > 0).map(Self)
+    }
+
+    /// The version portctl behaves as for a host of this version: the nearest known one.
+    pub fn behave_as(self) -> Self {
+        self.clamp(Self::OLDEST, Self::NEWEST)
+    }
+
+    /// Whether `behaviour` applies to this version.
+    pub fn has(self, behaviour: Behaviour) -> bool {
+        let b = TABLE
+            .iter()
+            .find(|row| row.behaviour == behaviour)
+            .expect("every behaviour has a row");
+        self >= b.since && b.until.is_none_or(|until| self <= until)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The behaviours that differ between systemd versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Behaviour {
+    /// 20-portable.conf binds the host's os-release to /run/host/os-release. From 254 on PID 1
+    /// mounts it there itself, and a unit that also binds it fails to start
+    /// (`status=226/NAMESPACE`, "File exists").
+    OsReleaseBind,
+    /// `LogExtraFields=PORTABLE_NAME_AND_VERSION=` (or, with extensions, `PORTABLE_ROOT=`,
+    /// `PORTABLE_ROOT_NAME_AND_VERSION=`, `PORTABLE_EXTENSION=`,
+    /// `PORTABLE_EXTENSION_NAME_AND_VERSION=`) and `Environment=PORTABLE_ROOT=`.
+    ReleaseLogFields,
+    /// `PORTABLE_EXTENSION_NAME_AND_VERSION=` also from a confext's `CONFEXT_*` fields.
+    ConfextLogFields,
+    /// `x-systemd.relax-extension-release-check` is added for extensions that are images
+    /// (before: whenever the root image is not a directory, also to `ExtensionDirectories=`).
+    RelaxByExtensionType,
+    /// `RootImagePolicy=`/`ExtensionImagePolicy=` pin what attach found in a raw image.
+    ImagePolicy,
+    /// Units that come from the root image also get the `Extension*=` lines.
+    ExtensionsForRootUnits,
+}
+
+/// One row of the table: a behaviour and the versions that have it.
+pub struct Row {
+    pub behaviour: Behaviour,
+    /// The first version that has it.
+    pub since: Version,
+    /// The last version that has it, for behaviours that were dropped.
+    pub until: Option<Version>,
+    /// Where the boundary comes from.
+    pub evidence: &'static str,
+}
+
+/// Behaviour by version. Keep in step with docs/compatibility.md.
+pub const TABLE: &[Row] = &[
+    Row {
+        behaviour: Behaviour::OsReleaseBind,
+        since: Version(1),
+        until: Some(Version(253)),
+        evidence: "254's NEWS: every service with RootDirectory=/RootImage= gets /run/host/os-release from PID 1; 254's install_chroot_dropin() writes no bind; 253's NEWS says nothing of it",
+    },
+    Row {
+        behaviour: Behaviour::ReleaseLogFields,
+        since: Version(254),
+        until: None,
+        evidence: "append_release_log_fields() in 254's portable.c, absent from 252's",
+    },
+    Row {
+        behaviour: Behaviour::ConfextLogFields,
+        since: Version(255),
+        until: None,
+        evidence: "absent from 254, present in 257; 255 brought confext extensions (its NEWS): 255 assumed",
+    },
+    Row {
+        behaviour: Behaviour::RelaxByExtensionType,
+        since: Version(255),
+        until: None,
+        evidence: "254 tests the root's type, 257 the extension's (the flag renamed FORCE_EXTENSION with confexts): 255 assumed",
+    },
+    Row {
+        behaviour: Behaviour::ImagePolicy,
+        since: Version(260),
+        until: None,
+        evidence: "systemd PR #40152 (January 2026), in the 260 sources; absent from 257",
+    },
+    Row {
+        behaviour: Behaviour::ExtensionsForRootUnits,
+        since: Version(262),
+        until: None,
+        evidence: "the 260 sources write Extension*= only for units from an extension; 262.1 for every unit: 261 unknown, 262 assumed",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_as_systemd_reports_them() {
+        for (s, v) in [
+            ("252.39-1~deb12u2", Some(252)),
+            ("257.13-1~deb13u1", Some(257)),
+            ("262.1-1", Some(262)),
+            ("v262", Some(262)),
+            ("systemd 254 (254.26-1~bpo12+1)", Some(254)),
+            ("263~rc1", Some(263)),
+            ("", None),
+            ("unknown", None),
+        ] {
+            assert_eq!(Version::parse(s), v.map(Version), "{s}");
+        }
+    }
+
+    #[test]
+    fn unknown_versions_behave_as_the_nearest_known_one() {
+        assert_eq!(Version(219).behave_as(), Version::OLDEST);
+        assert_eq!(Version(255).behave_as(), Version(255));
+        assert_eq!(Version(300).behave_as(), Version::NEWEST);
+    }
+
+    #[test]
+    fn boundaries() {
+        use Behaviour::*;
+        let has = |v: u32, b| Version(v).has(b);
+        assert!(has(252, OsReleaseBind) && has(253, OsReleaseBind));
+        assert!(!has(254, OsReleaseBind) && !has(262, OsReleaseBind));
+        assert!(!has(253, ReleaseLogFields) && has(254, ReleaseLogFields));
+        assert!(!has(259, ImagePolicy) && has(260, ImagePolicy));
+        for row in TABLE {
+            assert!(row.until.is_none_or(|u| u >= row.since));
+        }
+    }
+}
