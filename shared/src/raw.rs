@@ -400,7 +400,10 @@ fn dissect_gpt(
         designator,
         fs,
         protection: None,
-        read_only: p.read_only(),
+        // systemd's dissection counts a file system that cannot be written as read-only,
+        // whatever the partition's flag says (seen with systemd 262: a squashfs root without
+        // the flag is `read-only-on`).
+        read_only: p.read_only() || fs.is_some_and(FsType::is_read_only),
         growfs: p.attributes & gpt::FLAG_GROWFS != 0,
     };
     let mut partitions = Vec::new();

@@ -1,8 +1,8 @@
-//! Differential tests against the real systemd 252 portabled (package systemd-container),
-//! running under a real PID 1 in a systemd-nspawn box: the same images attached by
-//! `portablectl` and by our engine into the same root must give the same files, modes,
-//! symlink targets and contents, and the same change lists; each side detaches what the other
-//! attached.
+//! Differential tests against the real systemd-portabled of each version the box tier boots
+//! (252, 257, 262), running under that version's PID 1 in a systemd-nspawn box: the same
+//! images attached by `portablectl` and by our engine (writing for the box's version) into the
+//! same root must give the same files, modes, symlink targets and contents, and the same change
+//! lists; each side detaches what the other attached.
 
 use std::path::Path;
 
@@ -11,34 +11,36 @@ use portctl_engine::version::Version;
 use portctl_engine::Host;
 use portctl_tests::{mkimage, parse_portablectl_changes, snapshot, SystemdBox};
 
-use crate::{Role, Scenario, V252_ONLY};
+use crate::{Role, Scenario, EVERY_VERSION};
 
-/// Against systemd 252's own portabled, each in a box of its own (the reference's state).
+/// Against the box version's own portabled, each in a box of its own (the reference's state).
 pub fn scenarios() -> Vec<Scenario> {
     let s = |name, run| Scenario {
         name,
         role: Role::Own,
-        versions: V252_ONLY,
+        versions: EVERY_VERSION,
         run,
     };
     vec![
         s(
-            "same_files_and_changes_as_systemd_252",
-            same_files_and_changes_as_systemd_252,
+            "same_files_and_changes_as_the_reference",
+            same_files_and_changes_as_the_reference,
         ),
         s(
-            "reattach_reports_what_systemd_252_reports",
-            reattach_reports_what_systemd_252_reports,
+            "reattach_reports_what_the_reference_reports",
+            reattach_reports_what_the_reference_reports,
         ),
         s(
-            "layered_attach_matches_systemd_252",
-            layered_attach_matches_systemd_252,
+            "layered_attach_matches_the_reference",
+            layered_attach_matches_the_reference,
         ),
     ]
 }
 
 /// The engine without a PID 1, writing for the box's systemd.
-const V252: OfflineAs = OfflineAs(Version(252));
+fn as_box(b: &SystemdBox) -> OfflineAs {
+    OfflineAs(Version(b.systemd().number()))
+}
 
 const DIRS: [&str; 4] = [
     "/etc/systemd/system.attached",
@@ -98,7 +100,7 @@ fn attach_args(c: &Case) -> Vec<String> {
     a
 }
 
-fn same_files_and_changes_as_systemd_252(b: &SystemdBox) {
+fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
     let root = b.root();
     let host = Host::new(&root).unwrap();
     let clean = tree(&root);
@@ -205,7 +207,7 @@ fn same_files_and_changes_as_systemd_252(b: &SystemdBox) {
             extensions: Vec::new(),
             relax_extension_check: false,
         };
-        let ours = host.attach(&V252, c.arg, &opts).unwrap();
+        let ours = host.attach(&as_box(b), c.arg, &opts).unwrap();
         assert_eq!(tree(&root), ref_tree, "{}: trees differ", c.what);
         assert_eq!(list(&ours), ref_attach, "{}: attach changes differ", c.what);
 
@@ -223,7 +225,7 @@ fn same_files_and_changes_as_systemd_252(b: &SystemdBox) {
         let (ok, _, err) = portablectl(b, &args);
         assert!(ok, "{}: {err}", c.what);
         let ours = host
-            .detach(&V252, c.arg, &DetachOptions::new(c.runtime, false))
+            .detach(&as_box(b), c.arg, &DetachOptions::new(c.runtime, false))
             .unwrap();
         assert_eq!(list(&ours), ref_detach, "{}: detach changes differ", c.what);
         assert_eq!(tree(&root), clean, "{}: our detach left files", c.what);
@@ -235,7 +237,7 @@ fn same_files_and_changes_as_systemd_252(b: &SystemdBox) {
     }
 }
 
-fn reattach_reports_what_systemd_252_reports(b: &SystemdBox) {
+fn reattach_reports_what_the_reference_reports(b: &SystemdBox) {
     let root = b.root();
     let host = Host::new(&root).unwrap();
     let v1 = root.join("var/lib/portables/minimal_1");
@@ -265,10 +267,10 @@ fn reattach_reports_what_systemd_252_reports(b: &SystemdBox) {
         extensions: Vec::new(),
         relax_extension_check: false,
     };
-    host.attach(&V252, "/var/lib/portables/minimal_1", &opts)
+    host.attach(&as_box(b), "/var/lib/portables/minimal_1", &opts)
         .unwrap();
     let (removed, updated) = host
-        .reattach(&V252, "/var/lib/portables/minimal_2", &opts)
+        .reattach(&as_box(b), "/var/lib/portables/minimal_2", &opts)
         .unwrap();
     assert_eq!(tree(&root), ref_tree);
     let mut ours = list(&removed);
@@ -287,27 +289,38 @@ fn reattach_reports_what_systemd_252_reports(b: &SystemdBox) {
 /// Layered attach (a root and one extension, a directory and then a squashfs file): the same
 /// files, markers, Extension*= lines, links and change lists as systemd 252; each side
 /// detaches what the other attached.
-fn layered_attach_matches_systemd_252(b: &SystemdBox) {
+fn layered_attach_matches_the_reference(b: &SystemdBox) {
     let root = b.root();
     let host = Host::new(&root).unwrap();
     let clean = tree(&root);
     mkimage(&root.join("var/lib/portables/app_1"), &["--prefix", "app"]);
-    for (format, ext) in [
-        ("dir", "/var/lib/portables/app-ext_1"),
-        ("squashfs", "/var/lib/portables/app-sq_1.raw"),
+    mkimage(
+        &root.join("var/lib/portables/app_2.raw"),
+        &["--prefix", "app", "--format", "squashfs"],
+    );
+    for (root_arg, format, ext) in [
+        ("app_1", "dir", "/var/lib/portables/app-ext_1"),
+        ("app_1", "squashfs", "/var/lib/portables/app-sq_1.raw"),
+        // A raw root and a raw extension: image policies for both (260 and later) and the
+        // extension lines on the root's units (262).
+        ("app_2", "squashfs", "/var/lib/portables/app-sq_1.raw"),
     ] {
-        portctl_tests::mkextension(
-            &root.join(ext.trim_start_matches('/')),
-            format,
-            &["app-ext.service", "app-test.service"],
-            "",
-        );
+        let ext_path = root.join(ext.trim_start_matches('/'));
+        if !ext_path.exists() {
+            portctl_tests::mkextension(
+                &ext_path,
+                format,
+                &["app-ext.service", "app-test.service"],
+                "",
+            );
+        }
+        let format = format!("{root_arg} + {format}");
         let with = format!("--extension={ext}");
-        let (ok, _, err) = portablectl(b, &["attach", &with, "app_1"]);
+        let (ok, _, err) = portablectl(b, &["attach", &with, root_arg]);
         assert!(ok, "{format}: reference attach failed: {err}");
         let ref_attach = parse_portablectl_changes(&err);
         let ref_tree = tree(&root);
-        let (ok, _, err) = portablectl(b, &["detach", &with, "app_1"]);
+        let (ok, _, err) = portablectl(b, &["detach", &with, root_arg]);
         assert!(ok, "{format}: reference detach failed: {err}");
         let ref_detach = parse_portablectl_changes(&err);
         assert_eq!(tree(&root), clean, "{format}: reference detach left files");
@@ -321,7 +334,7 @@ fn layered_attach_matches_systemd_252(b: &SystemdBox) {
             extensions: vec![ext.to_string()],
             relax_extension_check: false,
         };
-        let ours = host.attach(&V252, "app_1", &opts).unwrap();
+        let ours = host.attach(&as_box(b), root_arg, &opts).unwrap();
         assert_eq!(tree(&root), ref_tree, "{format}: trees differ");
         // The units come in v252's hash order there, by name here (docs/compatibility.md);
         // the directory first and the links last, in the same order.
@@ -341,16 +354,16 @@ fn layered_attach_matches_systemd_252(b: &SystemdBox) {
             sorted(reference),
             "{format}: attach changes differ"
         );
-        let (ok, _, err) = portablectl(b, &["detach", &with, "app_1"]);
+        let (ok, _, err) = portablectl(b, &["detach", &with, root_arg]);
         assert!(ok, "{format}: reference detach of our attachment: {err}");
         assert_eq!(tree(&root), clean, "{format}");
 
-        let (ok, _, err) = portablectl(b, &["attach", &with, "app_1"]);
+        let (ok, _, err) = portablectl(b, &["attach", &with, root_arg]);
         assert!(ok, "{format}: {err}");
         let ours = host
             .detach(
-                &V252,
-                "app_1",
+                &as_box(b),
+                root_arg,
                 &DetachOptions {
                     extensions: vec![ext.to_string()],
                     runtime: false,

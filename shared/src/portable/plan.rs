@@ -609,4 +609,65 @@ mod tests {
         ));
         assert_eq!(p.units[0].unit_source, "");
     }
+
+    /// 20-portable.conf of a squashfs root with a squashfs extension, as systemd 252, 257
+    /// and 262 write it (the box tier's refdiff compares the same texts with each version's
+    /// portabled).
+    #[test]
+    fn dropins_by_version() {
+        use crate::parse::fsdetect::FsType;
+        use crate::policy::{Designator, Dissected, Found, Policy};
+        let squashfs = Policy::of(&Dissected {
+            single_file_system: true,
+            partitions: vec![Found {
+                designator: Designator::Root,
+                fs: Some(FsType::Squashfs),
+                protection: None,
+                read_only: false,
+                growfs: false,
+            }],
+        });
+        let mut f = facts();
+        f.image = image("/srv/app_1.raw", ImageType::Raw);
+        f.policy = Some(squashfs.clone());
+        f.units.push((unit("app-ext.service"), Some(0)));
+        f.extensions.push(Extension {
+            image: image("/srv/ext_1.raw", ImageType::Raw),
+            mismatch: None,
+            prefixes: Vec::new(),
+            release: OsRelease::parse(b"ID=app\nSYSEXT_ID=ext\nSYSEXT_VERSION_ID=2\n"),
+            confext: false,
+            policy: Some(squashfs),
+        });
+        let o = AttachOptions {
+            extensions: vec!["/srv/ext_1.raw".into()],
+            ..opts()
+        };
+        let head = "# Drop-in created for image '/srv/app_1.raw:/srv/ext_1.raw', do not edit.\n\n[Service]\nRootImage=/srv/app_1.raw\n";
+        for (v, root_unit, ext_unit) in [
+            (
+                252,
+                "Environment=PORTABLE=app_1.raw\nBindReadOnlyPaths=/etc/os-release:/run/host/os-release\nLogExtraFields=PORTABLE=app_1.raw\n",
+                "Environment=PORTABLE=ext_1.raw\nBindReadOnlyPaths=/etc/os-release:/run/host/os-release\nLogExtraFields=PORTABLE=ext_1.raw\nExtensionImages=/srv/ext_1.raw\n",
+            ),
+            (
+                257,
+                "Environment=PORTABLE=app_1.raw\nLogExtraFields=PORTABLE=app_1.raw\nEnvironment=PORTABLE_ROOT=app_1.raw\nLogExtraFields=PORTABLE_ROOT=app_1.raw\nLogExtraFields=PORTABLE_ROOT_NAME_AND_VERSION=app_1\n",
+                "Environment=PORTABLE=ext_1.raw\nLogExtraFields=PORTABLE=ext_1.raw\nEnvironment=PORTABLE_ROOT=app_1.raw\nLogExtraFields=PORTABLE_ROOT=app_1.raw\nLogExtraFields=PORTABLE_ROOT_NAME_AND_VERSION=app_1\n\nExtensionImages=/srv/ext_1.raw\nLogExtraFields=PORTABLE_EXTENSION=ext_1.raw\nLogExtraFields=PORTABLE_EXTENSION_NAME_AND_VERSION=ext_2\n",
+            ),
+            (
+                262,
+                "Environment=PORTABLE=app_1.raw\nLogExtraFields=PORTABLE=app_1.raw\nRootImagePolicy=root=squashfs:=absent\nEnvironment=PORTABLE_ROOT=app_1.raw\nLogExtraFields=PORTABLE_ROOT=app_1.raw\nLogExtraFields=PORTABLE_ROOT_NAME_AND_VERSION=app_1\n\nExtensionImages=/srv/ext_1.raw\nLogExtraFields=PORTABLE_EXTENSION=ext_1.raw\nExtensionImagePolicy=root=squashfs:=absent\nLogExtraFields=PORTABLE_EXTENSION_NAME_AND_VERSION=ext_2\n",
+                "Environment=PORTABLE=ext_1.raw\nLogExtraFields=PORTABLE=ext_1.raw\nRootImagePolicy=root=squashfs:=absent\nEnvironment=PORTABLE_ROOT=app_1.raw\nLogExtraFields=PORTABLE_ROOT=app_1.raw\nLogExtraFields=PORTABLE_ROOT_NAME_AND_VERSION=app_1\n\nExtensionImages=/srv/ext_1.raw\nLogExtraFields=PORTABLE_EXTENSION=ext_1.raw\nExtensionImagePolicy=root=squashfs:=absent\nLogExtraFields=PORTABLE_EXTENSION_NAME_AND_VERSION=ext_2\n",
+            ),
+        ] {
+            f.version = Version(v);
+            let p = plan("/srv/app_1.raw", &f, &o).unwrap();
+            let text = |i: usize| String::from_utf8_lossy(&p.units[i].dropin).into_owned();
+            let (root, ext) = (text(0), text(1));
+            assert_eq!(p.units[0].name, "app.service");
+            assert_eq!(root, format!("{head}{root_unit}"), "{v}: root unit");
+            assert_eq!(ext, format!("{head}{ext_unit}"), "{v}: extension unit");
+        }
+    }
 }
