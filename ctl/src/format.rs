@@ -1,8 +1,17 @@
 //! Output helpers with systemd's conventions: sizes, timestamps, tables.
 
-/// systemd's `format_bytes`: base 1024, one truncated decimal, `B` below 1 KiB; empty for
-/// "unknown" (`u64::MAX`).
+/// systemd's `format_bytes`, as the portablectl spoken writes it (`crate::speak`).
 pub fn bytes(n: u64) -> String {
+    bytes_as(
+        n,
+        crate::speak::has(portctl_engine::version::Behaviour::SizesWithoutZeroDecimal),
+    )
+}
+
+/// systemd's `format_bytes_full(…, FORMAT_BYTES_USE_IEC|FORMAT_BYTES_BELOW_POINT)`: base
+/// 1024, one truncated decimal (computed as systemd does), `B` below 1 KiB; empty for
+/// "unknown" (`u64::MAX`). `without_zero_decimal`: `300K` rather than `300.0K`.
+pub fn bytes_as(n: u64, without_zero_decimal: bool) -> String {
     if n == u64::MAX {
         return String::new();
     }
@@ -14,9 +23,17 @@ pub fn bytes(n: u64) -> String {
         ('M', 1 << 20),
         ('K', 1 << 10),
     ];
-    for (suffix, factor) in UNITS {
+    for (i, &(suffix, factor)) in UNITS.iter().enumerate() {
         if n >= factor {
-            return format!("{}.{}{suffix}", n / factor, (n % factor) * 10 / factor);
+            let decimal = match UNITS.get(i + 1) {
+                Some(&(_, next)) => (n / next * 10 / 1024) % 10,
+                None => (n * 10 / factor) % 10,
+            };
+            return if without_zero_decimal && decimal == 0 {
+                format!("{}{suffix}", n / factor)
+            } else {
+                format!("{}.{decimal}{suffix}", n / factor)
+            };
         }
     }
     format!("{n}B")
@@ -85,11 +102,16 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(bytes(307_200), "300.0K");
-        assert_eq!(bytes(4096), "4.0K");
-        assert_eq!(bytes(1023), "1023B");
-        assert_eq!(bytes(1_572_864), "1.5M");
-        assert_eq!(bytes(u64::MAX), "");
+        for (n, v252, v257) in [
+            (307_200, "300.0K", "300K"),
+            (4096, "4.0K", "4K"),
+            (1023, "1023B", "1023B"),
+            (1_572_864, "1.5M", "1.5M"),
+            (u64::MAX, "", ""),
+        ] {
+            assert_eq!(bytes_as(n, false), v252);
+            assert_eq!(bytes_as(n, true), v257);
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod format;
 mod pid1;
 mod progress;
 mod run;
+mod speak;
 mod validate;
 mod verbs;
 

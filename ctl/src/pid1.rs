@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use futures_util::StreamExt;
 use portctl_dbus::proxy::ChangeEntry;
 use portctl_dbus::systemd1;
+use portctl_engine::version::Behaviour;
 use zbus::{Connection, OwnedObjectPath};
 
-use crate::bus;
+use crate::{bus, speak};
 
 const UNIT_SUFFIXES: [&str; 5] = [".service", ".target", ".socket", ".path", ".timer"];
 
@@ -269,9 +270,14 @@ pub async fn enable(conn: &Connection, path: &str, runtime: bool, quiet: bool) {
 /// PID 1's unit-file changes, as systemctl (and portablectl) print them: its own wording,
 /// which differs from portabled's change messages (`Removed "PATH".`).
 fn print_unit_file_changes(changes: &[ChangeEntry], quiet: bool) {
+    let quoted = speak::has(Behaviour::QuotedUnitFileChanges);
     for (kind, path, source) in changes {
         match kind.as_str() {
+            "symlink" if !quiet && quoted => {
+                eprintln!("Created symlink '{path}' \u{2192} '{source}'.")
+            }
             "symlink" if !quiet => eprintln!("Created symlink {path} \u{2192} {source}."),
+            "unlink" if !quiet && quoted => eprintln!("Removed '{path}'."),
             "unlink" if !quiet => eprintln!("Removed \"{path}\"."),
             "is-masked" if !quiet => eprintln!("Unit {path} is masked, ignoring."),
             "is-dangling" if !quiet => {

@@ -9,10 +9,11 @@ use portctl_dbus::flags::Flags;
 use portctl_dbus::proxy::{Authorized, ChangeEntry, ManagerProxy};
 use portctl_engine::os_release::OsRelease;
 use portctl_engine::parse::names;
+use portctl_engine::version::Behaviour;
 use zbus::Connection;
 
 use crate::pid1::{self, Jobs};
-use crate::{agent, bus, format, progress, Cli, Command};
+use crate::{agent, bus, format, progress, speak, Cli, Command};
 
 /// What `GetImageMetadataWithExtensions` returns: path, os-release, extension releases, units.
 type Metadata = (
@@ -109,7 +110,9 @@ fn determine_matches(
             .map(|p| format!("'{p}'"))
             .collect::<Vec<_>>()
             .join(", ");
-        eprintln!("(Matching unit files with prefixes {list}.)");
+        let plural = prefixes.len() > 1 || !speak::has(Behaviour::OnePrefixSingular);
+        let es = if plural { "es" } else { "" };
+        eprintln!("(Matching unit files with prefix{es} {list}.)");
     }
     Ok(prefixes.to_vec())
 }
@@ -267,6 +270,7 @@ pub fn run(cli: &Cli, command: &Option<Command>) -> anyhow::Result<ExitCode> {
             bail!("Unit profile name not valid: {}", cli.profile);
         }
         let conn = bus::connect(cli).await?;
+        speak::decide(&conn, cli.systemd_version).await;
         // The verbs that may need authorization ask through a polkit agent on a terminal.
         let _agent = match command {
             Some(

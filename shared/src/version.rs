@@ -71,6 +71,17 @@ pub enum Behaviour {
     ImagePolicy,
     /// Units that come from the root image also get the `Extension*=` lines.
     ExtensionsForRootUnits,
+    /// An image found by name through a symlink in the search path (`/etc/portables/NAME`)
+    /// is the symlink's target: its `Path`, the drop-ins, inspect's `Image:`.
+    SearchPathLinksResolved,
+    /// The client: PID 1's unit-file changes quoted, as systemctl prints them
+    /// (`Created symlink 'A' → 'B'.`, `Removed 'A'.`; before: `Removed "A".`).
+    QuotedUnitFileChanges,
+    /// The client: sizes without a zero decimal (`300K`; before: `300.0K`).
+    SizesWithoutZeroDecimal,
+    /// The client: "(Matching unit files with prefix 'a'.)" for one prefix given, "prefixes"
+    /// only for several (before: "prefixes" whenever prefixes are given).
+    OnePrefixSingular,
 }
 
 /// One row of the table: a behaviour and the versions that have it.
@@ -121,6 +132,30 @@ pub const TABLE: &[Row] = &[
         since: Version(262),
         until: None,
         evidence: "the 260 sources write Extension*= only for units from an extension; 262.1 for every unit: 261 unknown, 262 assumed",
+    },
+    Row {
+        behaviour: Behaviour::SearchPathLinksResolved,
+        since: Version(262),
+        until: None,
+        evidence: "observed: 257's portabled reports /run/portables/NAME.raw, 262.1's the link's target; 258 to 261 not checked, 262 assumed",
+    },
+    Row {
+        behaviour: Behaviour::QuotedUnitFileChanges,
+        since: Version(257),
+        until: None,
+        evidence: "install_changes_dump() in 254's install.c: unquoted; in 257's: quoted; 255 and 256 not checked, 257 assumed",
+    },
+    Row {
+        behaviour: Behaviour::SizesWithoutZeroDecimal,
+        since: Version(257),
+        until: None,
+        evidence: "format_bytes_full() in 254's format-util.c always prints the decimal, 257's only when it is not zero; 255 and 256 not checked, 257 assumed",
+    },
+    Row {
+        behaviour: Behaviour::OnePrefixSingular,
+        since: Version(262),
+        until: None,
+        evidence: "determine_matches() in 257's portablectl.c says 'prefixes' for any list; 262.1 observed saying 'prefix' for one; 258 to 261 not checked, 262 assumed",
     },
 ];
 

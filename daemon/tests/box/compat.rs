@@ -1,4 +1,5 @@
-//! systemd 252's own `portablectl` against `portctld`, under a real PID 1 in an nspawn box:
+//! The box version's own `portablectl` (252, 257, 262) against `portctld`, under that
+//! version's PID 1 in an nspawn box:
 //! every verb prints what it prints against the real systemd-portabled (timestamps masked),
 //! and portctl prints the same against portctld.
 //! portctld is installed in the box with the project's install target (`make install-files`),
@@ -8,7 +9,7 @@ use std::path::Path;
 
 use portctl_tests::{mkimage, SystemdBox, AS_NOBODY, BUSCTL_ATTACH_MINIMAL_1};
 
-use crate::{Role, Scenario, V252_ONLY};
+use crate::{Role, Scenario, EVERY_VERSION, V252_ONLY};
 
 /// Each in a box of its own: they go from systemd-portabled to portctld and back.
 pub fn scenarios() -> Vec<Scenario> {
@@ -16,7 +17,7 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "portablectl_prints_the_same_against_portctld",
             role: Role::Own,
-            versions: V252_ONLY,
+            versions: EVERY_VERSION,
             run: portablectl_prints_the_same_against_portctld,
         },
         Scenario {
@@ -107,6 +108,13 @@ const CLIENT_DIFFERENCES: &[(&str, &str)] = &[(
     "set-limit 1G",
     "Could not set limit: Quota is only supported on btrfs.\n",
 )];
+
+/// Where portctld does not yet behave as the box's version (docs/compatibility.md, "By
+/// systemd version"): the version from which on, and the command, not compared there.
+const NOT_YET: &[(u32, &str)] = &[
+    // 262 reports an image found through /run/portables/NAME.raw by the link's target.
+    (262, "inspect minimal_sq -"),
+];
 
 /// The reference's result for a command, with the deliberate differences applied.
 fn expected(
@@ -268,22 +276,35 @@ fn portablectl_prints_the_same_against_portctld(b: &SystemdBox) {
     images(&root);
     let ours_client = run_script_with(b, "portctl");
 
-    for (r, o) in reference.iter().zip(&ours) {
-        assert_eq!(
-            &expected(r, &[DAEMON_DIFFERENCES]),
-            o,
-            "portablectl {} differs (left: systemd-portabled, right: portctld)",
-            r.0
-        );
+    // Every difference at once, not only the first.
+    let version = b.systemd().number();
+    let compared = |r: &&(String, String, String, Option<i32>)| {
+        !NOT_YET.iter().any(|(v, c)| version >= *v && *c == r.0)
+    };
+    let mut differ = Vec::new();
+    for (r, o) in reference.iter().zip(&ours).filter(|(r, _)| compared(r)) {
+        let e = expected(r, &[DAEMON_DIFFERENCES]);
+        if &e != o {
+            differ.push(format!(
+                "portablectl {} differs\n  systemd-portabled: {e:?}\n  portctld:          {o:?}",
+                r.0
+            ));
+        }
     }
-    for (r, o) in reference.iter().zip(&ours_client) {
-        assert_eq!(
-            &expected(r, &[DAEMON_DIFFERENCES, CLIENT_DIFFERENCES]),
-            o,
-            "{} differs (left: portablectl against systemd-portabled, right: portctl against portctld)",
-            r.0
-        );
+    for (r, o) in reference
+        .iter()
+        .zip(&ours_client)
+        .filter(|(r, _)| compared(r))
+    {
+        let e = expected(r, &[DAEMON_DIFFERENCES, CLIENT_DIFFERENCES]);
+        if &e != o {
+            differ.push(format!(
+                "{} differs\n  portablectl against systemd-portabled: {e:?}\n  portctl against portctld:              {o:?}",
+                r.0
+            ));
+        }
     }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
     // v252 loses the attachment on a reattach by short name (docs/compatibility.md, "reattach"); portctld does not.
     let ok = |args: &[&str]| portablectl(b, args).status.success();
     assert!(ok(&["attach", "minimal_1"]));
