@@ -38,6 +38,10 @@ pub enum Error {
     /// `org.freedesktop.DBus.Error.InvalidArgs`
     #[error("{0}")]
     InvalidArgs(String),
+    /// No unit file of the image matches: `InvalidArgs`, from 262 on
+    /// `org.freedesktop.portable1.NoMatchingUnitFiles`.
+    #[error("{0}")]
+    NoMatchingUnits(String),
     /// `org.freedesktop.systemd1.UnitExists`
     #[error("{0}")]
     UnitExists(String),

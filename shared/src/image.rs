@@ -15,6 +15,7 @@ use crate::host::{Host, IMAGE_SEARCH_PATH};
 use crate::parse::names::{self, ImageRef};
 use crate::root::{ImageRoot, NodeKind};
 use crate::sys;
+use crate::version::{Behaviour, Version};
 
 /// Sentinel for "unknown" sizes (`UINT64_MAX`).
 pub const UNKNOWN: u64 = u64::MAX;
@@ -508,5 +509,51 @@ impl Host {
             .open_path(&image.path)
             .context("Failed to open image", &image.path)?;
         Ok(ImageRoot::from_fd(fd, None))
+    }
+}
+
+impl Host {
+    /// An image argument with a `.v/` directory resolved to the newest version inside
+    /// (`/tmp/app1.v/` → `/tmp/app1.v/app1_2.0.raw`), as systemd 256 and later resolve it
+    /// wherever an image is named: attach, reattach, detach, inspect and the state. Anything
+    /// else is returned as it is.
+    pub fn vpick(&self, version: Version, arg: &str) -> Result<String> {
+        use crate::parse::vpick;
+        let Some(name) = vpick::versioned_dir_name(arg) else {
+            return Ok(arg.to_string());
+        };
+        if !version.has(Behaviour::Vpick) || !arg.starts_with('/') {
+            return Ok(arg.to_string());
+        }
+        let dir = Path::new(arg.trim_end_matches('/'));
+        let entries = match self.fs().read_dir(dir) {
+            Ok(Some(entries)) => entries,
+            Ok(None) => return Err(Error::NoSuchImage(arg.to_string())),
+            Err(e) => return Err(e).context("Failed to read .v/ directory", dir),
+        };
+        let named: Vec<(&str, bool)> = entries
+            .iter()
+            .filter_map(|e| Some((e.name.to_str()?, e.kind == NodeKind::Directory)))
+            .collect();
+        match vpick::newest(name, &named) {
+            Some(entry) => Ok(dir.join(entry).display().to_string()),
+            None => Err(Error::NoSuchImage(arg.to_string())),
+        }
+    }
+
+    /// [`Host::vpick`] of an image and its extensions.
+    pub fn vpick_all(
+        &self,
+        version: Version,
+        arg: &str,
+        extensions: &[String],
+    ) -> Result<(String, Vec<String>)> {
+        Ok((
+            self.vpick(version, arg)?,
+            extensions
+                .iter()
+                .map(|e| self.vpick(version, e))
+                .collect::<Result<_>>()?,
+        ))
     }
 }

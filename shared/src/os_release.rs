@@ -387,15 +387,21 @@ pub struct ExtensionRelease {
     pub confext: bool,
 }
 
-/// Finds the extension-release file of the extension image `name`:
-/// `extension-release.NAME` in the sysext directory, then in the confext one. Failing that,
-/// a single `extension-release.*` file of a directory is taken when it carries the xattr
-/// `user.extension-release.strict` = `false`, or when `relax` (FORCE_EXTENSION) is set.
+/// Finds the extension-release file of the extension image `name` (systemd's
+/// `open_extension_release()`): `extension-release.NAME` in the sysext directory, then in the
+/// confext one. Failing that, the one `extension-release.*` file of a directory that may stand
+/// for it: any file when `relax` (FORCE_EXTENSION) is set; else one whose xattr
+/// `user.extension-release.strict` is false, or (with `versioned`, systemd 256 and later) one
+/// named after the image without its version (`extension-release.app` for `app_1.0.raw`).
+/// Two such files are ambiguous, and none is taken.
 pub fn find_extension_release(
     root: &ImageRoot,
     name: &str,
     relax: bool,
+    versioned: bool,
 ) -> Result<Option<ExtensionRelease>, ReleaseReadError> {
+    use crate::root::NodeKind;
+    let base = crate::parse::marker::base_image_name(name);
     for (dir, confext) in [(EXTENSION_RELEASE_DIR, false), (CONFEXT_RELEASE_DIR, true)] {
         if !name.contains('/') {
             if let Some(file) = read_release(root, &format!("{dir}/extension-release.{name}"))? {
@@ -405,29 +411,36 @@ pub fn find_extension_release(
         let Ok(Some(entries)) = root.read_dir(Path::new(dir)) else {
             continue;
         };
-        let candidates: Vec<String> = entries
+        let mut candidates = entries
             .iter()
+            .filter(|e| matches!(e.kind, NodeKind::File | NodeKind::Unknown))
             .filter_map(|e| e.name.to_str())
-            .filter(|n| n.starts_with("extension-release.") && n.len() > 18)
-            .map(|n| format!("{dir}/{n}"))
-            .collect();
-        let [only] = candidates.as_slice() else {
+            .filter_map(|n| Some((n, n.strip_prefix("extension-release.")?)))
+            .filter(|(_, image)| crate::parse::names::image_name_is_valid(image.as_bytes()))
+            .filter(|(n, image)| {
+                relax || (versioned && *image == base) || not_strict(root, &format!("{dir}/{n}"))
+            })
+            .map(|(n, _)| format!("{dir}/{n}"));
+        let (Some(only), None) = (candidates.next(), candidates.next()) else {
             continue;
         };
-        let not_strict = root.open_regular(Path::new(only)).ok().is_some_and(|fd| {
-            let mut buf = [0u8; 8];
-            matches!(
-                rustix::fs::fgetxattr(&fd, "user.extension-release.strict", &mut buf),
-                Ok(n) if &buf[..n] == b"false" || &buf[..n] == b"0"
-            )
-        });
-        if relax || not_strict {
-            if let Some(file) = read_release(root, only)? {
-                return Ok(Some(ExtensionRelease { file, confext }));
-            }
+        if let Some(file) = read_release(root, &only)? {
+            return Ok(Some(ExtensionRelease { file, confext }));
         }
     }
     Ok(None)
+}
+
+/// Whether the file's xattr `user.extension-release.strict` says false (systemd parses it as a
+/// boolean; absent or unreadable means strict).
+fn not_strict(root: &ImageRoot, path: &str) -> bool {
+    root.open_regular(Path::new(path)).ok().is_some_and(|fd| {
+        let mut buf = [0u8; 8];
+        matches!(
+            rustix::fs::fgetxattr(&fd, "user.extension-release.strict", &mut buf),
+            Ok(n) if matches!(&buf[..n], b"false" | b"0" | b"no" | b"n" | b"off")
+        )
+    })
 }
 
 /// systemd's `extension_release_validate` for the scope `portable`: why the extension does

@@ -74,6 +74,16 @@ pub enum Behaviour {
     /// An image found by name through a symlink in the search path (`/etc/portables/NAME`)
     /// is the symlink's target: its `Path`, the drop-ins, inspect's `Image:`.
     SearchPathLinksResolved,
+    /// Image names compared without their version: an extension `app_1.0.raw` may carry
+    /// `extension-release.app`, and the state of an image counts every attachment it is a
+    /// layer of (`list` shows an extension `attached` while its attachment is).
+    VersionedImageNames,
+    /// `.v/` directories (vpick) as images and extensions: the newest version inside is used,
+    /// again on each reattach.
+    Vpick,
+    /// `--copy=mixed`: the image files and unit files copied, the profile linked; also with
+    /// extensions.
+    CopyMixed,
     /// The client: PID 1's unit-file changes quoted, as systemctl prints them
     /// (`Created symlink 'A' → 'B'.`, `Removed 'A'.`; before: `Removed "A".`).
     QuotedUnitFileChanges,
@@ -82,6 +92,15 @@ pub enum Behaviour {
     /// The client: "(Matching unit files with prefix 'a'.)" for one prefix given, "prefixes"
     /// only for several (before: "prefixes" whenever prefixes are given).
     OnePrefixSingular,
+    /// The client: inspect and attach without prefixes that match nothing by the image's name
+    /// try again with the image's `PORTABLE_PREFIXES=` (GetImageOSRelease).
+    PortablePrefixesRetry,
+    /// No matching unit file is `org.freedesktop.portable1.NoMatchingUnitFiles` (before:
+    /// `org.freedesktop.DBus.Error.InvalidArgs`); 262's portablectl retries on it.
+    NoMatchingUnitFilesError,
+    /// The client: `remove` makes a relative image path absolute, as attach and inspect do
+    /// (before: "Image name './x' is not valid or not a valid path.").
+    RemoveRelativePaths,
 }
 
 /// One row of the table: a behaviour and the versions that have it.
@@ -140,6 +159,24 @@ pub const TABLE: &[Row] = &[
         evidence: "observed: 257's portabled reports /run/portables/NAME.raw, 262.1's the link's target; 258 to 261 not checked, 262 assumed",
     },
     Row {
+        behaviour: Behaviour::VersionedImageNames,
+        since: Version(256),
+        until: None,
+        evidence: "systemd PR #31435 'portable: assorted bug fixes' (merged February 2024, between 255 and 256): path_extract_image_name() in open_extension_release() and marker_matches_images(); observed: 252 refuses app0_1.0.raw, 257 and 262 attach it",
+    },
+    Row {
+        behaviour: Behaviour::Vpick,
+        since: Version(256),
+        until: None,
+        evidence: "256's NEWS: systemd-vpick, and portabled resolving .v/ directories; observed in 257 and 262",
+    },
+    Row {
+        behaviour: Behaviour::CopyMixed,
+        since: Version(256),
+        until: None,
+        evidence: "256's NEWS: portablectl --copy= gained 'mixed'; observed in 257 and 262",
+    },
+    Row {
         behaviour: Behaviour::QuotedUnitFileChanges,
         since: Version(257),
         until: None,
@@ -156,6 +193,24 @@ pub const TABLE: &[Row] = &[
         since: Version(262),
         until: None,
         evidence: "determine_matches() in 257's portablectl.c says 'prefixes' for any list; 262.1 observed saying 'prefix' for one; 258 to 261 not checked, 262 assumed",
+    },
+    Row {
+        behaviour: Behaviour::NoMatchingUnitFilesError,
+        since: Version(262),
+        until: None,
+        evidence: "observed: 262.1's portabled answers GetImageMetadata without a matching unit with NoMatchingUnitFiles, 252's with InvalidArgs; 257 not checked, 262 assumed with the retry that needs it",
+    },
+    Row {
+        behaviour: Behaviour::PortablePrefixesRetry,
+        since: Version(262),
+        until: None,
+        evidence: "observed (busctl monitor): 262.1's portablectl calls GetImageOSRelease and GetImageMetadata again after 'Couldn't find any matching unit files'; 257's does not (upstream's TEST-29 of 257 has no such step); 258 to 261 not checked, 262 assumed",
+    },
+    Row {
+        behaviour: Behaviour::RemoveRelativePaths,
+        since: Version(262),
+        until: None,
+        evidence: "observed: 257's `portablectl remove ./x` in /tmp refuses the name, 262.1's removes /tmp/x (upstream's TEST-29 of 262, directory); 258 to 261 not checked, 262 assumed",
     },
 ];
 

@@ -97,7 +97,10 @@ fn list_1000_images(bencher: divan::Bencher) {
 #[divan::bench(sample_count = 50)]
 fn metadata_50_units(bencher: divan::Bencher) {
     let (_s, host) = host_with(&[("fifty_1.raw", &["--format", "squashfs", "--units", "50"])]);
-    bencher.bench_local(|| host.image_metadata("fifty_1", &[], &[], false).unwrap());
+    bencher.bench_local(|| {
+        host.image_metadata(&Offline, "fifty_1", &[], &[], false)
+            .unwrap()
+    });
 }
 
 /// Parsing an os-release file.

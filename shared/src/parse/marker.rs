@@ -164,6 +164,20 @@ pub fn matches(marker: &str, name_or_path: &str, extensions: &[String]) -> Optio
     Some(weakest)
 }
 
+/// Whether any layer of the marker is one of the images asked about, for the state of an
+/// image (systemd 256 and later, `marker_matches_images()` without `match_all`): marker token
+/// `k` is compared with image `k` modulo their number, the root first, and the first match
+/// counts. An extension is thus in the state of every attachment it is a layer of.
+pub fn matches_any_layer(marker: &str, name_or_path: &str, extensions: &[String]) -> Option<Match> {
+    let args: Vec<&str> = std::iter::once(name_or_path)
+        .chain(extensions.iter().map(String::as_str))
+        .collect();
+    tokens(marker)
+        .iter()
+        .enumerate()
+        .find_map(|(k, t)| match_image(t, args[k % args.len()]))
+}
+
 /// Of the items whose markers matched (`m`), the exact matches if there are any, else all:
 /// `detach app_1` leaves `app_2` alone when both are attached, and still finds `app_2` when
 /// it is the only version attached (as systemd does).
@@ -241,5 +255,23 @@ mod tests {
             [2, 3]
         );
         assert_eq!(best(vec![(OtherVersion, 1)]), [1]);
+    }
+
+    #[test]
+    fn any_layer_for_the_state() {
+        use Match::*;
+        let layered = "/usr/share/minimal_0.raw:/tmp/app0.raw";
+        assert_eq!(matches_any_layer(layered, "app0", &[]), Some(Exact));
+        assert_eq!(matches_any_layer(layered, "minimal_0", &[]), Some(Exact));
+        assert_eq!(matches_any_layer(layered, "app1", &[]), None);
+        assert_eq!(
+            matches_any_layer(layered, "minimal_0", &["app0".into()]),
+            Some(Exact)
+        );
+        assert_eq!(
+            matches_any_layer(layered, "other", &["app0_2".into()]),
+            Some(OtherVersion)
+        );
+        assert_eq!(matches(layered, "app0", &[]), None, "v252: the root only");
     }
 }

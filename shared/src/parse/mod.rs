@@ -9,3 +9,4 @@ pub mod marker;
 pub mod names;
 pub mod text;
 pub mod unit_file;
+pub mod vpick;

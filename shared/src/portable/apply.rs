@@ -103,6 +103,14 @@ impl Host {
             if *link == plan.link || made.contains(link) {
                 continue;
             }
+            if plan.copy_image && *link == ext.path {
+                continue;
+            }
+            if plan.copy_image {
+                txn.place_tree(link.clone(), Content::CopyOf(ext.path.clone()));
+                made.push(link.clone());
+                continue;
+            }
             if matches!(self.fs().lstat(link), Ok(Some(_))) {
                 continue;
             }
@@ -114,26 +122,42 @@ impl Host {
 
     /// `--copy=mixed` never replaces what is at the copy's place (`/etc/portables/<name>`),
     /// unless it is the copy an attachment being replaced made (its marker names it).
+    /// (The copies of the extensions likewise.)
     pub(super) fn check_copy_target(&self, plan: &Plan, replaced: &[Attached]) -> Result<()> {
-        if !plan.copy_image || !matches!(self.fs().lstat(&plan.link), Ok(Some(_))) {
+        if !plan.copy_image {
             return Ok(());
         }
-        let ours = replaced.iter().any(|a| {
-            marker::tokens(&a.marker)
-                .iter()
-                .any(|t| Path::new(&marker::unescape(t)) == plan.link)
-        });
-        if ours {
-            return Ok(());
+        let layers = std::iter::once((&plan.image, &plan.link))
+            .chain(plan.extensions.iter().map(|(e, l)| (e, l)));
+        for (image, target) in layers {
+            // An image kept in `/etc|run/portables` is its own copy.
+            if *target == image.path || !matches!(self.fs().lstat(target), Ok(Some(_))) {
+                continue;
+            }
+            // A copy an attachment being replaced made: its marker names the image it is a
+            // copy of (or, as earlier portctl versions wrote, the copy itself).
+            let ours = replaced.iter().any(|a| {
+                marker::tokens(&a.marker).iter().any(|t| {
+                    let t = marker::unescape(t);
+                    Path::new(&t) == target.as_path() || Path::new(&t) == image.path
+                })
+            });
+            if !ours {
+                return Err(Error::Io {
+                    what:
+                        "Refusing to replace what is there with a copy of the image (--copy=mixed)",
+                    path: target.clone(),
+                    source: std::io::Error::from_raw_os_error(libc::EEXIST),
+                });
+            }
         }
-        Err(Error::Io {
-            what: "Refusing to replace what is there with a copy of the image (--copy=mixed)",
-            path: plan.link.clone(),
-            source: std::io::Error::from_raw_os_error(libc::EEXIST),
-        })
+        Ok(())
     }
 
     pub(super) fn stage_image_link(&self, plan: &Plan, txn: &mut Txn<'_>) -> bool {
+        if plan.copy_image && plan.link == plan.image.path {
+            return false;
+        }
         if plan.copy_image {
             txn.place_tree(plan.link.clone(), Content::CopyOf(plan.image.path.clone()));
             return true;
@@ -176,7 +200,7 @@ impl Host {
         arg: &str,
         o: &AttachOptions,
     ) -> Result<Vec<Change>> {
-        plan::precheck(o)?;
+        let (arg, o) = &self.picked(pid1, arg, o)?;
         let facts = self.inspect_attach(pid1, arg, o)?;
         let plan = plan::plan(arg, &facts, o)?;
         let _guard = self.write_guard();

@@ -90,11 +90,12 @@ pub(super) fn attach_changes(
     // The extensions' links first, then the root's, as v252 creates them.
     for (ext, link) in &plan.extensions {
         if ext_links.contains(link) {
-            out.push(Change::new(
-                ChangeType::Symlink,
-                link,
-                &ext.path.display().to_string(),
-            ));
+            let kind = if plan.copy_image {
+                ChangeType::Copy
+            } else {
+                ChangeType::Symlink
+            };
+            out.push(Change::new(kind, link, &ext.path.display().to_string()));
         }
     }
     if link_created {

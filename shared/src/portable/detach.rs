@@ -10,6 +10,7 @@ use crate::parse::marker;
 use crate::parse::names::unit_name_is_valid;
 use crate::root::NodeKind;
 use crate::txn::Txn;
+use crate::version::{Behaviour, Version};
 use crate::Host;
 
 use super::changes::{Change, ChangeType};
@@ -136,9 +137,17 @@ impl Host {
     }
 
     /// The image links detach removes: `/etc|run/portables/<basename>` of every image in
-    /// the markers, when it is a symlink, or when it is the image itself (a `--copy=mixed`
-    /// copy, which the marker names).
-    pub(super) fn removable_image_links(&self, found: &[Attached], runtime: bool) -> Vec<PathBuf> {
+    /// the markers, when it is a symlink. From 256 on, whatever is
+    /// there (a `--copy=mixed` copy), as systemd-portabled removes it; but never the image
+    /// itself, kept in `/etc|run/portables` (systemd-portabled 262 deletes it:
+    /// docs/compatibility.md).
+    pub(super) fn removable_image_links(
+        &self,
+        found: &[Attached],
+        runtime: bool,
+        version: Version,
+    ) -> Vec<PathBuf> {
+        let copies = version.has(Behaviour::CopyMixed);
         let tokens: BTreeSet<PathBuf> = found
             .iter()
             .flat_map(|a| marker::tokens(&a.marker))
@@ -147,11 +156,12 @@ impl Host {
             .collect();
         let mut links: Vec<PathBuf> = tokens
             .iter()
-            .map(|t| image_link(&t.display().to_string(), runtime))
-            .filter(|l| {
-                self.is_symlink(l)
-                    || (tokens.contains(l) && matches!(self.fs().lstat(l), Ok(Some(_))))
+            .map(|t| (t, image_link(&t.display().to_string(), runtime)))
+            .filter(|(t, l)| {
+                let exists = matches!(self.fs().lstat(l), Ok(Some(_)));
+                self.is_symlink(l) || (copies && exists && l != *t)
             })
+            .map(|(_, l)| l)
             .collect();
         links.sort();
         links.dedup();
@@ -180,13 +190,19 @@ impl Host {
         arg: &str,
         o: &DetachOptions,
     ) -> Result<Vec<Change>> {
-        let (extensions, runtime, force) = (o.extensions.as_slice(), o.runtime, o.force);
+        let (arg, extensions) = &self.vpick_all(super::behave_as(pid1), arg, &o.extensions)?;
+        let (extensions, runtime, force) = (extensions.as_slice(), o.runtime, o.force);
         let dir = attached_dir(runtime);
         let _guard = self.write_guard();
         let found = self.attached_units(dir, arg, extensions)?;
         if found.is_empty() {
+            let also = if extensions.is_empty() {
+                String::new()
+            } else {
+                format!("' or any of its extensions '{}", extensions.join(", "))
+            };
             return Err(Error::NoSuchUnit(format!(
-                "No unit files associated with '{arg}' found attached to the system. Image not attached?"
+                "No unit files associated with '{arg}{also}' found attached to the system. Image not attached?"
             )));
         }
         if !force {
@@ -201,7 +217,7 @@ impl Host {
         }
         let mut txn = Txn::new(self, "detach", runtime, false);
         let mut planned = Self::plan_detach(dir, &found, &mut txn);
-        for link in self.removable_image_links(&found, runtime) {
+        for link in self.removable_image_links(&found, runtime, super::behave_as(pid1)) {
             let n = txn.remove(link.clone());
             planned.push((Change::new(ChangeType::Unlink, &link, ""), n));
         }

@@ -116,13 +116,18 @@ impl Host {
             && image.path == image_link(&image.path.display().to_string(), o.runtime)
         {
             // By name, our own copy from an earlier --copy=mixed attach is found first: copy
-            // from the image it was made of, further down the search path.
+            // from the image it was made of, further down the search path. An image that
+            // only lives there is its own copy.
             let rest: Vec<&str> = crate::host::IMAGE_SEARCH_PATH
                 .iter()
                 .copied()
                 .filter(|d| !image.path.starts_with(d))
                 .collect();
-            image = self.find_image_by_name_in(&image.name, &rest)?;
+            match self.find_image_by_name_in(&image.name, &rest) {
+                Ok(original) => image = original,
+                Err(Error::NoSuchImage(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         let opened = self.open_image_with(&image, false)?;
         let release = read_os_release(&opened.root).map_err(|source| Error::OsRelease {
@@ -145,7 +150,8 @@ impl Host {
         for (i, arg) in o.extensions.iter().enumerate() {
             let ext = self.find_image(arg)?;
             let ext_opened = self.open_image_with(&ext, false)?;
-            let ext_release = extension_release(&ext_opened.root, &ext, o.relax_extension_check)?;
+            let ext_release =
+                extension_release(&ext_opened.root, &ext, o.relax_extension_check, version)?;
             let mismatch = release
                 .as_ref()
                 .and_then(|r| extension_mismatch(&ext_release, &r.parsed));

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::os_release::{find_extension_release, read_os_release};
 use crate::units::{find_units_within, Budget};
+use crate::version::{Behaviour, Version};
 use crate::Host;
 
 /// The extension-release of the extension image `ext` (opened at `root`), which it must have.
@@ -12,8 +13,10 @@ pub(super) fn extension_release(
     root: &crate::ImageRoot,
     ext: &Image,
     relax: bool,
+    version: Version,
 ) -> Result<crate::os_release::ExtensionRelease> {
-    find_extension_release(root, &ext.name, relax)
+    let versioned = version.has(Behaviour::VersionedImageNames);
+    find_extension_release(root, &ext.name, relax, versioned)
         .map_err(|source| Error::OsRelease {
             image: ext.name.clone(),
             source,
@@ -33,7 +36,7 @@ pub(super) fn no_matching_units(image: &str, extensions: &[String]) -> Error {
     } else {
         format!("' or any of its extensions '{}", extensions.join(", "))
     };
-    Error::InvalidArgs(format!(
+    Error::NoMatchingUnits(format!(
         "Couldn't find any matching unit files in image '{image}{also}', refusing."
     ))
 }
@@ -73,19 +76,21 @@ impl Host {
     /// order) and the unit files of all layers matching `matches` (an earlier layer wins).
     pub fn image_metadata(
         &self,
+        pid1: &dyn super::ServiceManager,
         arg: &str,
         extensions: &[String],
         matches: &[String],
         relax: bool,
     ) -> Result<(Metadata, Vec<ExtensionReleaseBytes>)> {
         // One budget for every layer: the whole reply must fit into one D-Bus message.
+        let (arg, extensions) = &self.vpick_all(super::behave_as(pid1), arg, extensions)?;
         let mut budget = Budget::default();
         let mut meta = self.image_metadata_within(arg, matches, &mut budget)?;
         let mut releases = Vec::new();
         for e in extensions {
             let ext = self.find_image(e)?;
             let root = self.open_image(&ext)?;
-            let release = extension_release(&root, &ext, relax)?;
+            let release = extension_release(&root, &ext, relax, super::behave_as(pid1))?;
             let over = |source| Error::Unit {
                 image: ext.name.clone(),
                 source,

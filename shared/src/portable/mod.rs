@@ -118,6 +118,26 @@ impl ServiceManager for OfflineAs {
     }
 }
 
+impl crate::Host {
+    /// The image and extensions of an attach with their `.v/` directories resolved
+    /// ([`Host::vpick`]).
+    pub(crate) fn picked(
+        &self,
+        pid1: &dyn ServiceManager,
+        arg: &str,
+        o: &AttachOptions,
+    ) -> crate::error::Result<(String, AttachOptions)> {
+        let (arg, extensions) = self.vpick_all(behave_as(pid1), arg, &o.extensions)?;
+        Ok((
+            arg,
+            AttachOptions {
+                extensions,
+                ..o.clone()
+            },
+        ))
+    }
+}
+
 /// The version portctl behaves as under `pid1` (docs/compatibility.md, "By systemd version").
 pub fn behave_as(pid1: &dyn ServiceManager) -> Version {
     pid1.version().unwrap_or(Version::NEWEST).behave_as()

@@ -52,20 +52,12 @@ pub struct Plan {
     pub repairs: Vec<RequiredPath>,
 }
 
-/// The refusals that need nothing but the options (before anything is read).
-pub fn precheck(o: &AttachOptions) -> Result<()> {
-    if !o.extensions.is_empty() && o.copy == CopyMode::Mixed {
-        return Err(Error::NotSupported(
-            "Copying the image (--copy=mixed) is not supported with extension images.".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// Decides the attach of `arg` (as given) from what was found.
 pub fn plan(arg: &str, f: &Facts, o: &AttachOptions) -> Result<Plan> {
-    precheck(o)?;
     let image = &f.image;
+    if o.copy == CopyMode::Mixed && !f.version.has(Behaviour::CopyMixed) {
+        return Err(Error::InvalidArgs("Unknown copy mode 'mixed'".into()));
+    }
     if !f.has_os_release {
         return Err(Error::NoOsRelease(arg.to_string()));
     }
@@ -165,12 +157,10 @@ pub fn plan(arg: &str, f: &Facts, o: &AttachOptions) -> Result<Plan> {
 
     let dir = attached_dir(o.runtime).to_path_buf();
     let link = image_link(&image.path.display().to_string(), o.runtime);
+    // With --copy=mixed the image and its extensions are copied to their links' places, and
+    // the drop-ins still name the originals, as systemd-portabled writes them.
     let copy_image = o.copy == CopyMode::Mixed;
-    let root = if copy_image {
-        link.clone()
-    } else {
-        image.path.clone()
-    };
+    let root = image.path.clone();
     let extensions: Vec<(Image, PathBuf)> = f
         .extensions
         .iter()
@@ -512,10 +502,14 @@ mod tests {
             ("prefix allowed", |f, _| f.prefixes = vec!["app".into()], "ok"),
             ("bad profile name", |f, _| f.profile = ProfileFacts::BadName, "Unit profile name not valid"),
             ("no such profile", |f, _| f.profile = ProfileFacts::Missing, "Unit profile 'default' not found"),
-            ("mixed with extensions", |_, o| {
+            ("mixed before 256", |f, o| {
                 o.copy = CopyMode::Mixed;
-                o.extensions = vec!["ext".into()];
-            }, "Copying the image (--copy=mixed) is not supported"),
+                f.version = Version(255);
+            }, "Unknown copy mode 'mixed'"),
+            ("mixed from 256", |f, o| {
+                o.copy = CopyMode::Mixed;
+                f.version = Version(256);
+            }, "ok"),
             ("extension mismatch", |f, _| f.extensions.push(Extension {
                 image: image("/var/lib/portables/ext_1", ImageType::Directory),
                 mismatch: Some("ID differs".into()),

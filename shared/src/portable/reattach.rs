@@ -23,7 +23,7 @@ impl Host {
         arg: &str,
         o: &AttachOptions,
     ) -> Result<(Vec<Change>, Vec<Change>)> {
-        plan::precheck(o)?;
+        let (arg, o) = &self.picked(pid1, arg, o)?;
         let facts = self.inspect_attach(pid1, arg, o)?;
         let plan = plan::plan(arg, &facts, o)?;
         let _guard = self.write_guard();
@@ -87,7 +87,7 @@ impl Host {
             }
         }
         Self::stage_plan(&plan, &mut txn);
-        let old_links = self.removable_image_links(&found, o.runtime);
+        let old_links = self.removable_image_links(&found, o.runtime, super::behave_as(pid1));
         let new_links: Vec<&PathBuf> = std::iter::once(&plan.link)
             .chain(plan.extensions.iter().map(|(_, l)| l))
             .collect();

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::parse::marker;
 use crate::root::NodeKind;
+use crate::version::Behaviour;
 use crate::Host;
 
 use super::detach::Attached;
@@ -89,6 +90,7 @@ impl Host {
         arg: &str,
         extensions: &[String],
     ) -> Result<State> {
+        let (arg, extensions) = &self.vpick_all(super::behave_as(pid1), arg, extensions)?;
         let attached = AttachedUnits::read(self)?;
         self.state_among(pid1, &attached, arg, extensions)
     }
@@ -113,12 +115,18 @@ impl Host {
         arg: &str,
         extensions: &[String],
     ) -> Result<State> {
+        let any_layer = super::behave_as(pid1).has(Behaviour::VersionedImageNames);
         let found = marker::best(
             [(false, &attached.persistent), (true, &attached.runtime)]
                 .into_iter()
                 .flat_map(|(runtime, all)| all.iter().map(move |a| (runtime, a)))
                 .filter_map(|(runtime, a)| {
-                    Some((marker::matches(&a.marker, arg, extensions)?, (runtime, a)))
+                    let m = if any_layer {
+                        marker::matches_any_layer(&a.marker, arg, extensions)
+                    } else {
+                        marker::matches(&a.marker, arg, extensions)
+                    };
+                    Some((m?, (runtime, a)))
                 })
                 .collect(),
         );

@@ -530,3 +530,34 @@ fn fs_a_refused_attach_leaves_a_writable_image_as_it_was() {
     assert_eq!(snapshot(s.path(), &["/var/lib/portables", "/etc"]), before);
     assert!(!img.join("proc").exists());
 }
+
+#[test]
+fn detach_never_deletes_an_image_kept_in_etc_portables() {
+    // systemd-portabled 262 deletes /etc/portables/NAME on detach when the image itself lives
+    // there (docs/compatibility.md); portctl removes only links and copies it made.
+    let (s, host) = setup();
+    mkimage(&s.join("/etc/portables/minimal_9"), &[]);
+    for copy in [CopyMode::Auto, CopyMode::Mixed] {
+        let changes = host
+            .attach(&Offline, "minimal_9", &opts("default", false, copy))
+            .unwrap();
+        assert!(
+            !list(&changes)
+                .iter()
+                .any(|c| c.split(' ').nth(1) == Some("/etc/portables/minimal_9")),
+            "{copy:?}: {changes:?}"
+        );
+        let changes = host
+            .detach(&Offline, "minimal_9", &DetachOptions::new(false, false))
+            .unwrap();
+        assert!(
+            !list(&changes).contains(&"unlink /etc/portables/minimal_9".to_string()),
+            "{copy:?}: {changes:?}"
+        );
+        assert!(
+            s.join("/etc/portables/minimal_9/usr/lib/os-release")
+                .exists(),
+            "{copy:?}: the image is gone"
+        );
+    }
+}

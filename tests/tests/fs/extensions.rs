@@ -184,7 +184,7 @@ fn two_services_on_one_base_image() {
 fn layered_metadata() {
     let (s, host) = setup();
     let (meta, releases) = host
-        .image_metadata("app_1", &["app-ext_1".into()], &[], false)
+        .image_metadata(&Offline, "app_1", &["app-ext_1".into()], &[], false)
         .unwrap();
     assert_eq!(releases.len(), 1);
     assert_eq!(releases[0].0, "/var/lib/portables/app-ext_1");

@@ -7,7 +7,8 @@
 
 use std::fs;
 
-use portctl_engine::portable::{AttachOptions, DetachOptions, Offline};
+use portctl_engine::portable::{AttachOptions, DetachOptions, Offline, OfflineAs};
+use portctl_engine::version::Version;
 use portctl_engine::Error;
 use portctl_tests::engine::security::*;
 use portctl_tests::{attach_host, mkimage, snapshot, Scratch};
@@ -240,9 +241,19 @@ fn fs_an_image_attached_as_an_extension_is_not_removed() {
         },
     )
     .unwrap();
-    let e = host.remove_image(&Offline, "app-ext_1").unwrap_err();
+    // 252 counts only root images as attached: the extension check refuses it.
+    let e = host
+        .remove_image(&OfflineAs(Version(252)), "app-ext_1")
+        .unwrap_err();
     assert!(
         matches!(e, Error::Busy(_)) && e.to_string().contains("extension"),
+        "{e}"
+    );
+    // From 256 on an extension has the state of its attachment (VersionedImageNames).
+    let e = host.remove_image(&Offline, "app-ext_1").unwrap_err();
+    assert!(
+        matches!(e, Error::Busy(_))
+            && e.to_string() == "Image 'app-ext_1' is not detached, refusing.",
         "{e}"
     );
     assert!(s.join("/var/lib/portables/app-ext_1").exists());
