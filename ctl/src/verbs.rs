@@ -117,6 +117,35 @@ fn determine_matches(
     Ok(prefixes.to_vec())
 }
 
+/// systemd 262's second try when no prefix was given and the image name's matched nothing:
+/// the prefixes of the image's os-release (`PORTABLE_PREFIXES=`), if it has any.
+async fn os_release_prefixes(
+    cli: &Cli,
+    m: &ManagerProxy<'_>,
+    image: &str,
+    given: &[String],
+    error: &zbus::Error,
+) -> Option<Vec<String>> {
+    let no_match = portctl_dbus::error::name_of(error).as_deref()
+        == Some(portctl_dbus::error::NO_MATCHING_UNIT_FILES);
+    if !given.is_empty() || !no_match || !speak::has(Behaviour::PortablePrefixesRetry) {
+        return None;
+    }
+    let release = m.get_image_os_release(image).await.ok()?;
+    let prefixes: Vec<String> = release
+        .get("PORTABLE_PREFIXES")?
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    if prefixes.is_empty() {
+        return None;
+    }
+    if !cli.quiet {
+        eprintln!("(No matching unit files found with the image name prefix, retrying with PORTABLE_PREFIXES= from os-release.)");
+    }
+    determine_matches(image, &prefixes, false, cli.quiet).ok()
+}
+
 /// The `--extension` arguments as portablectl passes them: names as they are, paths made
 /// absolute and normalized.
 fn extensions(cli: &Cli) -> anyhow::Result<Vec<String>> {
@@ -362,18 +391,47 @@ async fn list(cli: &Cli, conn: &Connection) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        format::table(
-            &["NAME", "TYPE", "RO", "CRTIME", "MTIME", "USAGE", "STATE"],
-            &rows,
-            !cli.no_legend
-        )
+    let mut out = format::table(
+        &["NAME", "TYPE", "RO", "CRTIME", "MTIME", "USAGE", "STATE"],
+        &rows,
+        !cli.no_legend,
     );
     if !cli.no_legend {
-        println!("\n{} images listed.", images.len());
+        out.push_str(&format!("\n{} images listed.\n", images.len()));
     }
+    // One write, as portablectl's buffered stdout makes it: `portctl list | grep -q X` must
+    // not lose the pipe to a reader that has seen enough (SIGPIPE on a second write).
+    std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One attach call (retried by [`attach`] with the os-release's prefixes), with the progress
+/// of a `--copy=mixed` copy.
+async fn attach_call(
+    cli: &Cli,
+    m: &ManagerProxy<'_>,
+    image: &str,
+    exts: &[&str],
+    matches: &[String],
+    copy: &str,
+    plain: bool,
+) -> zbus::Result<Vec<(String, String, String)>> {
+    let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
+    let attaching = async {
+        if plain {
+            authorized(cli, m)
+                .attach_image(image, &matches, &cli.profile, cli.runtime, copy)
+                .await
+        } else {
+            authorized(cli, m)
+                .attach_image_with_extensions(image, exts, &matches, &cli.profile, copy, flags(cli))
+                .await
+        }
+    };
+    let copying = (copy == "mixed")
+        .then(|| progress::mixed_copy(image, cli.runtime))
+        .flatten();
+    progress::while_waiting(&format!("Attaching {image}"), copying, attaching).await
 }
 
 async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
@@ -382,7 +440,6 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     let matches = determine_matches(&image, &args[1..], false, cli.quiet)?;
     let copy = copy_mode(cli)?.unwrap_or_default();
     let m = ManagerProxy::new(conn).await?;
-    let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
     let exts = extensions(cli)?;
     let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
     let plain = cli.extension.is_empty() && !cli.force;
@@ -391,28 +448,12 @@ async fn attach(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<E
     } else {
         "AttachImageWithExtensions"
     };
-    let attaching = async {
-        if plain {
-            authorized(cli, &m)
-                .attach_image(&image, &matches, &cli.profile, cli.runtime, copy)
-                .await
-        } else {
-            authorized(cli, &m)
-                .attach_image_with_extensions(
-                    &image,
-                    &exts,
-                    &matches,
-                    &cli.profile,
-                    copy,
-                    flags(cli),
-                )
-                .await
+    let mut result = attach_call(cli, &m, &image, &exts, &matches, copy, plain).await;
+    if let Err(e) = &result {
+        if let Some(matches) = os_release_prefixes(cli, &m, &image, &args[1..], e).await {
+            result = attach_call(cli, &m, &image, &exts, &matches, copy, plain).await;
         }
-    };
-    let copying = (copy == "mixed")
-        .then(|| progress::mixed_copy(&image, cli.runtime))
-        .flatten();
-    let result = progress::while_waiting(&format!("Attaching {image}"), copying, attaching).await;
+    }
     let changes = result.map_err(|e| anyhow!("{method} failed: {}", bus::message(e)))?;
     if !json(
         cli,
@@ -613,27 +654,33 @@ async fn inspect(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<
     let image = determine_image_for(&args[0], cli.quiet, bus::is_remote(cli))?;
     let matches = determine_matches(&image, &args[1..], true, cli.quiet)?;
     let m = ManagerProxy::new(conn).await?;
-    let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
-    // v252 loses the unit list with --force and no extension (docs/compatibility.md, "The client"): not here.
-    let (path, os_release, extensions, units): Metadata = if cli.extension.is_empty() && !cli.force
-    {
-        let (p, o, u) = m
-            .get_image_metadata(&image, &matches)
-            .await
-            .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?;
-        (p, o, HashMap::new(), u)
-    } else {
-        let exts = extensions(cli)?;
-        let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
-        m.get_image_metadata_with_extensions(
-            &image,
-            &exts,
-            &matches,
-            if cli.force { Flags::FORCE_EXTENSION } else { 0 },
-        )
-        .await
-        .map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?
+    let exts = extensions(cli)?;
+    let metadata = |matches: Vec<String>| {
+        let (m, image, exts) = (&m, &image, &exts);
+        async move {
+            let matches: Vec<&str> = matches.iter().map(String::as_str).collect();
+            // v252 loses the unit list with --force and no extension (docs/compatibility.md,
+            // "The client"): not here.
+            if cli.extension.is_empty() && !cli.force {
+                let (p, o, u) = m.get_image_metadata(image, &matches).await?;
+                Ok::<Metadata, zbus::Error>((p, o, HashMap::new(), u))
+            } else {
+                let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
+                let flags = if cli.force { Flags::FORCE_EXTENSION } else { 0 };
+                m.get_image_metadata_with_extensions(image, &exts, &matches, flags)
+                    .await
+            }
+        }
     };
+    let fetched = match metadata(matches).await {
+        Err(e) => match os_release_prefixes(cli, &m, &image, &args[1..], &e).await {
+            Some(matches) => metadata(matches).await,
+            None => Err(e),
+        },
+        ok => ok,
+    };
+    let (path, os_release, extensions, units): Metadata =
+        fetched.map_err(|e| anyhow!("Failed to inspect image metadata: {}", bus::message(e)))?;
     let units: BTreeMap<String, Vec<u8>> = units.into_iter().collect();
     {
         let osr = OsRelease::parse(&os_release);
@@ -771,9 +818,14 @@ async fn read_only(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Resul
 async fn remove(cli: &Cli, conn: &Connection, a: &ImageArgs) -> anyhow::Result<ExitCode> {
     let args = args_between(a, 1, usize::MAX)?;
     let m = ManagerProxy::new(conn).await?;
-    for image in args {
+    for arg in args {
+        let image = if speak::has(Behaviour::RemoveRelativePaths) {
+            determine_image_for_cli(cli, arg)?
+        } else {
+            arg.clone()
+        };
         authorized(cli, &m)
-            .remove_image(image)
+            .remove_image(&image)
             .await
             .map_err(|e| anyhow!("Could not remove image: {}", bus::message(e)))?;
     }

@@ -1,16 +1,22 @@
 //! Engine errors to the D-Bus errors v252 answers with (portctl_dbus::error).
 
 use portctl_dbus::error::{self as names, PortableError};
+use portctl_engine::version::{Behaviour, Version};
 use portctl_engine::Error;
 
-pub fn to_wire(e: Error) -> PortableError {
+/// The error as the portabled of `version` names it.
+pub fn to_wire(e: Error, version: Version) -> PortableError {
     let message = e.to_string();
     match e {
         // The cause names the error; the message tells both.
         Error::RollbackFailed { cause, .. } => PortableError {
             message,
-            ..to_wire(*cause)
+            ..to_wire(*cause, version)
         },
+        Error::NoMatchingUnits(_) if version.has(Behaviour::NoMatchingUnitFilesError) => {
+            PortableError::new(names::NO_MATCHING_UNIT_FILES, message)
+        }
+        Error::NoMatchingUnits(_) => PortableError::new(names::INVALID_ARGS, message),
         Error::NoSuchImage(_) => PortableError::new(names::NO_SUCH_IMAGE, message),
         Error::BadImageType(_) => PortableError::new(names::BAD_IMAGE_TYPE, message),
         Error::BadImageRef(_)

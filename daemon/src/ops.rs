@@ -114,8 +114,9 @@ impl<'a> Call<'a> {
         self.auth_read(&target, &extensions).await?;
         let (m, releases) = self
             .state
-            .blocking(move |h, _| {
+            .blocking(move |h, pid1| {
                 h.image_metadata(
+                    pid1,
                     &target.resolve(h)?,
                     &extensions,
                     &matches,
@@ -171,7 +172,8 @@ impl<'a> Call<'a> {
             matches,
             profile,
             runtime: flags.runtime,
-            copy: CopyMode::parse(copy_mode).map_err(crate::errors::to_wire)?,
+            copy: CopyMode::parse(copy_mode)
+                .map_err(|e| crate::errors::to_wire(e, portctl_engine::version::Version::OLDEST))?,
             force: flags.force_attach,
             extensions,
             relax_extension_check: flags.force_extension,

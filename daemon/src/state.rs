@@ -82,8 +82,13 @@ impl State {
         let pid1 = Arc::clone(&self.pid1);
         // The semaphore is never closed.
         let _turn = self.workers.acquire().await.expect("open semaphore");
-        match tokio::task::spawn_blocking(move || f(&host, &pid1)).await {
-            Ok(r) => r.map_err(to_wire),
+        // An error is named as PID 1's version names it; asking PID 1 blocks, so it is asked
+        // here on the blocking thread, and only when there is an error to name.
+        let work = move || {
+            f(&host, &pid1).map_err(|e| to_wire(e, portctl_engine::portable::behave_as(&*pid1)))
+        };
+        match tokio::task::spawn_blocking(work).await {
+            Ok(r) => r,
             Err(e) => Err(PortableError::new(
                 portctl_dbus::error::FAILED,
                 format!("internal error: {e}"),

@@ -11,6 +11,8 @@ use zbus::{DBusError, Message};
 
 pub const NO_SUCH_IMAGE: &str = "org.freedesktop.portable1.NoSuchImage";
 pub const BAD_IMAGE_TYPE: &str = "org.freedesktop.portable1.BadImageType";
+/// From systemd 262 on (before: `InvalidArgs`).
+pub const NO_MATCHING_UNIT_FILES: &str = "org.freedesktop.portable1.NoMatchingUnitFiles";
 pub const UNIT_EXISTS: &str = "org.freedesktop.systemd1.UnitExists";
 pub const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
 pub const INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
