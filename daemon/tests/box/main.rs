@@ -9,6 +9,7 @@ mod compat;
 mod e2e;
 mod installed;
 mod refdiff;
+mod upstream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,7 @@ fn main() {
         ("e2e", e2e::scenarios()),
         ("compat", compat::scenarios()),
         ("refdiff", refdiff::scenarios()),
+        ("upstream", upstream::scenarios()),
     ] {
         for s in scenarios {
             for &v in s.versions {
