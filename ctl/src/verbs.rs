@@ -296,6 +296,9 @@ pub fn run(cli: &Cli, command: &Option<Command>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         if !names::filename_is_valid(cli.profile.as_bytes()) {
+            if speak::has(Behaviour::ProfileRefusals) {
+                bail!("Profile name '{}' is not valid.", cli.profile);
+            }
             bail!("Unit profile name not valid: {}", cli.profile);
         }
         let conn = bus::connect(cli).await?;

@@ -22,7 +22,10 @@ impl ImageObject {
     async fn image(&self) -> Result<Image, PortableError> {
         let name = self.name.clone();
         self.state
-            .blocking(move |h, _| h.find_image_by_name(&name))
+            .blocking(move |h, pid1| {
+                let image = h.find_image_by_name(&name)?;
+                Ok(h.as_version_reports(portctl_engine::portable::behave_as(pid1), image))
+            })
             .await
     }
 }

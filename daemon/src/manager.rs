@@ -106,7 +106,12 @@ async fn list_images(
     let _op = state.begin();
     let rows = state
         .blocking(|h, pid1| {
-            let images = h.list_images()?;
+            let version = portctl_engine::portable::behave_as(pid1);
+            let images: Vec<_> = h
+                .list_images()?
+                .into_iter()
+                .map(|i| h.as_version_reports(version, i))
+                .collect();
             let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
             let states: Vec<String> = match h.image_states(pid1, &names) {
                 Ok(states) => states

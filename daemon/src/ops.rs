@@ -12,6 +12,7 @@ use zbus::message::Header;
 use zbus::Connection;
 
 use crate::auth::{authorize, Action};
+use crate::pid1::SystemdManager;
 use crate::state::{Op, State};
 
 pub type Changes = Vec<(String, String, String)>;
@@ -44,10 +45,17 @@ pub enum Target {
 
 impl Target {
     /// The image argument the engine works on.
-    fn resolve(&self, h: &Host) -> portctl_engine::Result<String> {
+    fn resolve(&self, h: &Host, pid1: &SystemdManager) -> portctl_engine::Result<String> {
         match self {
             Self::Given(image) => Ok(image.clone()),
-            Self::Object(name) => Ok(h.find_image_by_name(name)?.path.display().to_string()),
+            Self::Object(name) => {
+                let image = h.find_image_by_name(name)?;
+                let version = portctl_engine::portable::behave_as(pid1);
+                Ok(h.as_version_reports(version, image)
+                    .path
+                    .display()
+                    .to_string())
+            }
         }
     }
 
@@ -98,7 +106,7 @@ impl<'a> Call<'a> {
         self.auth_read(&target, &[]).await?;
         let pairs = self
             .state
-            .blocking(move |h, _| h.image_os_release(&target.resolve(h)?))
+            .blocking(move |h, pid1| h.image_os_release(&target.resolve(h, pid1)?))
             .await?;
         Ok(pairs.into_iter().collect())
     }
@@ -117,7 +125,7 @@ impl<'a> Call<'a> {
             .blocking(move |h, pid1| {
                 h.image_metadata(
                     pid1,
-                    &target.resolve(h)?,
+                    &target.resolve(h, pid1)?,
                     &extensions,
                     &matches,
                     flags.force_extension,
@@ -156,7 +164,7 @@ impl<'a> Call<'a> {
         }
         let s = self
             .state
-            .blocking(move |h, pid1| h.image_state(pid1, &target.resolve(h)?, &extensions))
+            .blocking(move |h, pid1| h.image_state(pid1, &target.resolve(h, pid1)?, &extensions))
             .await?;
         Ok(s.as_str().to_string())
     }
@@ -200,7 +208,7 @@ impl<'a> Call<'a> {
         let changes = self
             .state
             .blocking(move |h, pid1| {
-                let image = target.resolve(h)?;
+                let image = target.resolve(h, pid1)?;
                 tracing::info!(image = %image, extensions = ?o.extensions, profile = %o.profile, runtime = o.runtime, "attach");
                 h.attach(pid1, &image, &o)
             })
@@ -224,7 +232,7 @@ impl<'a> Call<'a> {
         let changes = self
             .state
             .blocking(move |h, pid1| {
-                let image = target.resolve(h)?;
+                let image = target.resolve(h, pid1)?;
                 tracing::info!(image = %image, extensions = ?o.extensions, runtime = o.runtime, "detach");
                 h.detach(pid1, &image, &o)
             })
@@ -252,7 +260,7 @@ impl<'a> Call<'a> {
         let (removed, updated) = self
             .state
             .blocking(move |h, pid1| {
-                let image = target.resolve(h)?;
+                let image = target.resolve(h, pid1)?;
                 tracing::info!(image = %image, profile = %o.profile, runtime = o.runtime, "reattach");
                 h.reattach(pid1, &image, &o)
             })
@@ -264,7 +272,7 @@ impl<'a> Call<'a> {
         self.auth(Action::Manage).await?;
         self.state
             .blocking(move |h, pid1| {
-                let image = target.resolve(h)?;
+                let image = target.resolve(h, pid1)?;
                 tracing::info!(image = %image, "remove");
                 h.remove_image(pid1, &image)
             })
@@ -278,8 +286,8 @@ impl<'a> Call<'a> {
     ) -> Result<(), PortableError> {
         self.auth(Action::Manage).await?;
         self.state
-            .blocking(move |h, _| {
-                let image = target.resolve(h)?;
+            .blocking(move |h, pid1| {
+                let image = target.resolve(h, pid1)?;
                 tracing::info!(image = %image, read_only, "read-only");
                 h.mark_read_only(&image, read_only)
             })
@@ -289,7 +297,7 @@ impl<'a> Call<'a> {
     pub async fn set_limit(self, target: Target, limit: u64) -> Result<(), PortableError> {
         self.auth(Action::Manage).await?;
         self.state
-            .blocking(move |h, _| h.set_image_limit(&target.resolve(h)?, limit))
+            .blocking(move |h, pid1| h.set_image_limit(&target.resolve(h, pid1)?, limit))
             .await
     }
 

@@ -513,6 +513,67 @@ impl Host {
 }
 
 impl Host {
+    /// The image as systemd `version` reports it: from 262 on, an image found through a
+    /// symlink in the search path (`/run/portables/NAME.raw` → `/srv/NAME.raw`) is the
+    /// symlink's final target, its `Path`, what the drop-ins name and where its own link
+    /// goes (Behaviour::SearchPathLinksResolved). A link that cannot be followed is left as
+    /// it is, for the error of whatever opens it.
+    pub fn as_version_reports(&self, version: Version, mut image: Image) -> Image {
+        if !version.has(Behaviour::SearchPathLinksResolved) {
+            return image;
+        }
+        if let Some(target) = self.link_target(&image.path) {
+            image.path = target;
+        }
+        image
+    }
+
+    /// The final target of `path` when it is a symlink (absolute, normalized; at most 40
+    /// links deep, as the kernel follows them).
+    fn link_target(&self, path: &Path) -> Option<PathBuf> {
+        let mut at = path.to_path_buf();
+        let mut followed = false;
+        for _ in 0..40 {
+            match self.fs().lstat(&at) {
+                Ok(Some(st)) if NodeKind::of(&st) == NodeKind::Symlink => {}
+                Ok(Some(_)) => return followed.then_some(at),
+                _ => return None,
+            }
+            let target = self.fs().read_link(&at).ok()?;
+            let joined = at.parent().unwrap_or(Path::new("/")).join(target);
+            let mut normal = PathBuf::from("/");
+            for c in joined.components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        normal.pop();
+                    }
+                    std::path::Component::Normal(n) => normal.push(n),
+                    _ => {}
+                }
+            }
+            at = normal;
+            followed = true;
+        }
+        None
+    }
+
+    /// An image argument as systemd `version` resolves it before anything else: a name found
+    /// through a search-path symlink becomes the link's target when the version has `links`
+    /// (attach from 257 on, Behaviour::AttachResolvesLinks; inspect and the state from 262 on,
+    /// Behaviour::SearchPathLinksResolved), and a `.v/` directory the newest version inside
+    /// ([`Host::vpick`]).
+    pub fn resolve_arg(&self, version: Version, links: Behaviour, arg: &str) -> Result<String> {
+        if version.has(links) {
+            if let Ok(ImageRef::Name(name)) = names::parse_image_ref(arg) {
+                let found = self.find_image_by_name(name);
+                if let Some(target) = found.ok().and_then(|i| self.link_target(&i.path)) {
+                    return self.vpick(version, &target.display().to_string());
+                }
+            }
+        }
+        self.vpick(version, arg)
+    }
+
     /// An image argument with a `.v/` directory resolved to the newest version inside
     /// (`/tmp/app1.v/` → `/tmp/app1.v/app1_2.0.raw`), as systemd 256 and later resolve it
     /// wherever an image is named: attach, reattach, detach, inspect and the state. Anything
@@ -541,7 +602,25 @@ impl Host {
         }
     }
 
-    /// [`Host::vpick`] of an image and its extensions.
+    /// [`Host::resolve_arg`] of an image and its extensions.
+    pub fn resolve_all(
+        &self,
+        version: Version,
+        links: Behaviour,
+        arg: &str,
+        extensions: &[String],
+    ) -> Result<(String, Vec<String>)> {
+        Ok((
+            self.resolve_arg(version, links, arg)?,
+            extensions
+                .iter()
+                .map(|e| self.resolve_arg(version, links, e))
+                .collect::<Result<_>>()?,
+        ))
+    }
+
+    /// [`Host::vpick`] of an image and its extensions: what detach resolves (it names the
+    /// image as given, also at 262).
     pub fn vpick_all(
         &self,
         version: Version,

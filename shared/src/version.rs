@@ -74,6 +74,10 @@ pub enum Behaviour {
     /// An image found by name through a symlink in the search path (`/etc/portables/NAME`)
     /// is the symlink's target: its `Path`, the drop-ins, inspect's `Image:`.
     SearchPathLinksResolved,
+    /// Attach and reattach of an image found by name through a symlink in the search path
+    /// work on the symlink's final target: the drop-ins name it, the image's own link points
+    /// to it (before: to the search-path symlink).
+    AttachResolvesLinks,
     /// Image names compared without their version: an extension `app_1.0.raw` may carry
     /// `extension-release.app`, and the state of an image counts every attachment it is a
     /// layer of (`list` shows an extension `attached` while its attachment is).
@@ -101,6 +105,19 @@ pub enum Behaviour {
     /// The client: `remove` makes a relative image path absolute, as attach and inspect do
     /// (before: "Image name './x' is not valid or not a valid path.").
     RemoveRelativePaths,
+    /// A profile that does not exist is refused ("Profile 'x' does not exist, refusing.
+    /// (Available profiles are: …)"), and so is an invalid or empty profile name ("Profile
+    /// name 'x' is not valid.", by the daemon and the client); before, the daemon attaches
+    /// without a profile and the client says "Unit profile name not valid: x".
+    ProfileRefusals,
+    /// The profiles systemd ships bind the log sockets with `BindLogSockets=yes` and leave
+    /// `PrivateTmp=yes` to `DynamicUser=yes`; portctl's shipped profiles likewise.
+    ProfileBindLogSockets,
+    /// The profiles systemd ships (but `trusted`) say `DelegateNamespaces=no`.
+    ProfileDelegateNamespaces,
+    /// The client: `--help` in the newer layout (`> portablectl [OPTION…] COMMAND …`, a
+    /// verb's arguments on a second line, `[list]`).
+    NewHelpLayout,
 }
 
 /// One row of the table: a behaviour and the versions that have it.
@@ -211,6 +228,36 @@ pub const TABLE: &[Row] = &[
         since: Version(262),
         until: None,
         evidence: "observed: 257's `portablectl remove ./x` in /tmp refuses the name, 262.1's removes /tmp/x (upstream's TEST-29 of 262, directory); 258 to 261 not checked, 262 assumed",
+    },
+    Row {
+        behaviour: Behaviour::ProfileRefusals,
+        since: Version(262),
+        until: None,
+        evidence: "observed: 257's portabled attaches with --profile=nonexistent, '../x' and '' (AttachImage over D-Bus), 262.1's answers InvalidArgs 'Profile 'nonexistent' does not exist, refusing. (Available profiles are: default, nonetwork, strict, trusted)' and 'Profile name '../x' is not valid.'; 257's portablectl says 'Unit profile name not valid: ../x', 262.1's 'Profile name '../x' is not valid.'; 258 to 261 not checked, 262 assumed",
+    },
+    Row {
+        behaviour: Behaviour::ProfileBindLogSockets,
+        since: Version(257),
+        until: None,
+        evidence: "observed: the profiles of 252 (Debian 12) bind /dev/log and the journal's sockets and say PrivateTmp=yes, those of 257 (Debian 13) and 262.1 say BindLogSockets=yes (a setting new in 257's NEWS) and no PrivateTmp=",
+    },
+    Row {
+        behaviour: Behaviour::ProfileDelegateNamespaces,
+        since: Version(258),
+        until: None,
+        evidence: "observed: 262.1's default, nonetwork and strict profiles say DelegateNamespaces=no, 257's do not; DelegateNamespaces= is new in 258's NEWS, so 258 on",
+    },
+    Row {
+        behaviour: Behaviour::AttachResolvesLinks,
+        since: Version(257),
+        until: None,
+        evidence: "observed (daemon/tests/box/refdiff.rs, attach of minimal_lnk through /run/portables/minimal_lnk.raw): 252 writes RootImage=/run/portables/minimal_lnk.raw and links /etc/portables/minimal_lnk.raw to it, 257 and 262.1 write and link the target; 253 to 256 not checked, 257 assumed",
+    },
+    Row {
+        behaviour: Behaviour::NewHelpLayout,
+        since: Version(262),
+        until: None,
+        evidence: "observed: portablectl --help of 252 and 257 in the old layout, of 262.1 in the new one; 258 to 261 not checked, 262 assumed",
     },
 ];
 

@@ -111,10 +111,7 @@ const CLIENT_DIFFERENCES: &[(&str, &str)] = &[(
 
 /// Where portctld does not yet behave as the box's version (docs/compatibility.md, "By
 /// systemd version"): the version from which on, and the command, not compared there.
-const NOT_YET: &[(u32, &str)] = &[
-    // 262 reports an image found through /run/portables/NAME.raw by the link's target.
-    (262, "inspect minimal_sq -"),
-];
+const NOT_YET: &[(u32, &str)] = &[];
 
 /// The reference's result for a command, with the deliberate differences applied.
 fn expected(

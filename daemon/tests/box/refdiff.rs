@@ -74,6 +74,8 @@ struct Case {
     runtime: bool,
     copy: &'static str,
     profile: &'static str,
+    /// A symlink in the search path to the image ("" for none), made before anything else.
+    via: &'static str,
 }
 
 fn portablectl(b: &SystemdBox, args: &[&str]) -> (bool, String, String) {
@@ -103,7 +105,6 @@ fn attach_args(c: &Case) -> Vec<String> {
 fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
     let root = b.root();
     let host = Host::new(&root).unwrap();
-    let clean = tree(&root);
     let cases = [
         Case {
             what: "directory by name",
@@ -113,6 +114,7 @@ fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
             runtime: false,
             copy: "",
             profile: "default",
+            via: "",
         },
         Case {
             what: "directory, copy",
@@ -122,6 +124,7 @@ fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
             runtime: false,
             copy: "copy",
             profile: "strict",
+            via: "",
         },
         Case {
             what: "directory, symlink, runtime",
@@ -131,6 +134,7 @@ fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
             runtime: true,
             copy: "symlink",
             profile: "trusted",
+            via: "",
         },
         Case {
             what: "squashfs by path",
@@ -140,6 +144,7 @@ fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
             runtime: false,
             copy: "",
             profile: "default",
+            via: "",
         },
         Case {
             what: "ext4, runtime",
@@ -149,6 +154,7 @@ fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
             runtime: true,
             copy: "",
             profile: "nonetwork",
+            via: "",
         },
         Case {
             what: "erofs by name",
@@ -158,6 +164,7 @@ fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
             runtime: false,
             copy: "copy",
             profile: "default",
+            via: "",
         },
         Case {
             what: "GPT DDI",
@@ -167,8 +174,25 @@ fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
             runtime: false,
             copy: "",
             profile: "default",
+            via: "",
+        },
+        Case {
+            what: "squashfs by name through a /run/portables link",
+            format: "squashfs",
+            path: "/srv/images/minimal_lnk.raw",
+            arg: "minimal_lnk",
+            runtime: false,
+            copy: "",
+            profile: "default",
+            via: "/run/portables/minimal_lnk.raw",
         },
     ];
+    for c in cases.iter().filter(|c| !c.via.is_empty()) {
+        let link = root.join(c.via.trim_start_matches('/'));
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(c.path, &link).unwrap();
+    }
+    let clean = tree(&root);
     for c in &cases {
         let image = root.join(c.path.trim_start_matches('/'));
         if !image.exists() {
@@ -234,6 +258,9 @@ fn same_files_and_changes_as_the_reference(b: &SystemdBox) {
             "{}: journal left",
             c.what
         );
+    }
+    for c in cases.iter().filter(|c| !c.via.is_empty()) {
+        std::fs::remove_file(root.join(c.via.trim_start_matches('/'))).unwrap();
     }
 }
 

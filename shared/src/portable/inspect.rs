@@ -42,8 +42,8 @@ pub enum ProfileFacts {
     None,
     /// Not a valid profile name.
     BadName,
-    /// No profile directory of that name.
-    Missing,
+    /// No profile directory of that name; the names of those there are.
+    Missing { available: Vec<String> },
     /// Its drop-in for each unit type the attach brings (`None`: the profile has none for
     /// that type, as v252's profiles have only `service.conf`).
     Found {
@@ -191,7 +191,9 @@ impl Host {
                 }
             }
             if by_type["service"].is_none() && !self.profile_exists(&o.profile) {
-                ProfileFacts::Missing
+                ProfileFacts::Missing {
+                    available: self.list_profiles(),
+                }
             } else {
                 ProfileFacts::Found {
                     name: o.profile.clone(),

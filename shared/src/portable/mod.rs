@@ -120,14 +120,19 @@ impl ServiceManager for OfflineAs {
 
 impl crate::Host {
     /// The image and extensions of an attach with their `.v/` directories resolved
-    /// ([`Host::vpick`]).
+    /// ([`Host::resolve_all`]).
     pub(crate) fn picked(
         &self,
         pid1: &dyn ServiceManager,
         arg: &str,
         o: &AttachOptions,
     ) -> crate::error::Result<(String, AttachOptions)> {
-        let (arg, extensions) = self.vpick_all(behave_as(pid1), arg, &o.extensions)?;
+        let (arg, extensions) = self.resolve_all(
+            behave_as(pid1),
+            crate::version::Behaviour::AttachResolvesLinks,
+            arg,
+            &o.extensions,
+        )?;
         Ok((
             arg,
             AttachOptions {

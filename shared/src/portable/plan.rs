@@ -108,11 +108,29 @@ pub fn plan(arg: &str, f: &Facts, o: &AttachOptions) -> Result<Plan> {
             image.path.display()
         )));
     }
-    // The profile: v252 silently attaches without one when it does not exist; we refuse
-    // (docs/compatibility.md). The empty name means no profile.
+    // The profile: v252 to v261 silently attach without one when it does not exist, we
+    // refuse (docs/compatibility.md); v262 refuses too, in its words, and also the empty
+    // name, which before means no profile.
+    let refusals = f.version.has(Behaviour::ProfileRefusals);
     match &f.profile {
+        ProfileFacts::None if refusals => {
+            return Err(Error::InvalidArgs("Profile name '' is not valid.".into()))
+        }
+        ProfileFacts::BadName if refusals => {
+            return Err(Error::InvalidArgs(format!(
+                "Profile name '{}' is not valid.",
+                o.profile
+            )))
+        }
+        ProfileFacts::Missing { available } if refusals => {
+            return Err(Error::InvalidArgs(format!(
+                "Profile '{}' does not exist, refusing. (Available profiles are: {})",
+                o.profile,
+                available.join(", ")
+            )))
+        }
         ProfileFacts::BadName => return Err(Error::BadProfileName(o.profile.clone())),
-        ProfileFacts::Missing => return Err(Error::NoSuchProfile(o.profile.clone())),
+        ProfileFacts::Missing { .. } => return Err(Error::NoSuchProfile(o.profile.clone())),
         ProfileFacts::None | ProfileFacts::Found { .. } => {}
     }
     // Our addition: the image's units stay within the profile (docs/security.md).
@@ -501,7 +519,19 @@ mod tests {
             ("prefix not allowed", |f, _| f.prefixes = vec!["other".into()], "Selected matches 'app' are not compatible"),
             ("prefix allowed", |f, _| f.prefixes = vec!["app".into()], "ok"),
             ("bad profile name", |f, _| f.profile = ProfileFacts::BadName, "Unit profile name not valid"),
-            ("no such profile", |f, _| f.profile = ProfileFacts::Missing, "Unit profile 'default' not found"),
+            ("no such profile", |f, _| f.profile = ProfileFacts::Missing { available: vec!["strict".into()] }, "Unit profile 'default' not found"),
+            ("no such profile at 262", |f, _| {
+                f.profile = ProfileFacts::Missing { available: vec!["nonetwork".into(), "strict".into()] };
+                f.version = Version(262);
+            }, "Profile 'default' does not exist, refusing. (Available profiles are: nonetwork, strict)"),
+            ("bad profile name at 262", |f, _| {
+                f.profile = ProfileFacts::BadName;
+                f.version = Version(262);
+            }, "Profile name 'default' is not valid."),
+            ("no profile at 262", |f, _| {
+                f.profile = ProfileFacts::None;
+                f.version = Version(262);
+            }, "Profile name '' is not valid."),
             ("mixed before 256", |f, o| {
                 o.copy = CopyMode::Mixed;
                 f.version = Version(255);

@@ -119,9 +119,17 @@ fn checks_before_writing() {
         "Unit file 'minimal-test.service' is active already, refusing."
     );
     let e = host
-        .attach(&Offline, "minimal_1", &opts("nope", false, CopyMode::Auto))
+        .attach(&V252, "minimal_1", &opts("nope", false, CopyMode::Auto))
         .unwrap_err();
     assert!(matches!(e, Error::NoSuchProfile(_)), "{e}");
+    // 262 refuses in its own words, naming the profiles there are.
+    let e = host
+        .attach(&Offline, "minimal_1", &opts("nope", false, CopyMode::Auto))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Profile 'nope' does not exist, refusing. (Available profiles are: default, nonetwork, strict, trusted)"
+    );
     assert_eq!(
         CopyMode::parse("bogus").unwrap_err().to_string(),
         "Unknown copy mode 'bogus'"
