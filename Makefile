@@ -22,6 +22,11 @@ VENDOR_PROFILEDIR = /usr/lib/systemd/portable/profile
 ETCUNITDIR = /etc/systemd/system
 STATE = $(DESTDIR)/var/lib/portctl
 PROFILES = default nonetwork strict trusted
+# The shipped profiles carry the texts of the host's systemd (shared/src/profile.rs,
+# shipped_profile_set): 252 up to 256, 257, and 258 on; without systemd, the newest.
+SYSTEMD_VERSION ?= $(shell systemctl --version 2>/dev/null | sed -n '1s/^systemd \([0-9]*\).*/\1/p')
+PROFILESET = $(shell v=$(SYSTEMD_VERSION); if [ -z "$$v" ] || [ "$$v" -ge 258 ]; then echo 258; \
+	elif [ "$$v" -ge 257 ]; then echo 257; else echo 252; fi)
 LIVE = $(shell [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && echo yes)
 
 .PHONY: all build install install-files uninstall test test-fs test-unprivileged test-loop test-bus test-box
@@ -59,7 +64,7 @@ install-files:
 	# that 10-profile.conf links point where systemd-portabled's would.
 	for p in $(PROFILES); do \
 		[ -e $(VENDOR_PROFILEDIR)/$$p/service.conf ] || \
-			install -D -m 0644 systemd-units/profile/$$p/service.conf $(DESTDIR)$(PROFILEDIR)/$$p/service.conf; \
+			install -D -m 0644 systemd-units/profile/$(PROFILESET)/$$p/service.conf $(DESTDIR)$(PROFILEDIR)/$$p/service.conf; \
 	done
 	# The bus name: our alias wins over systemd-portabled's (in /lib); mask portabled.
 	install -d $(DESTDIR)$(ETCUNITDIR) $(STATE)
@@ -86,7 +91,7 @@ uninstall:
 		rm -f $(DESTDIR)$(BUSSERVICEDIR)/org.freedesktop.portable1.service; \
 	fi
 	for p in $(PROFILES); do \
-		if cmp -s systemd-units/profile/$$p/service.conf $(DESTDIR)$(PROFILEDIR)/$$p/service.conf; then \
+		if cmp -s systemd-units/profile/$(PROFILESET)/$$p/service.conf $(DESTDIR)$(PROFILEDIR)/$$p/service.conf; then \
 			rm -f $(DESTDIR)$(PROFILEDIR)/$$p/service.conf; rmdir $(DESTDIR)$(PROFILEDIR)/$$p 2>/dev/null || true; \
 		fi; \
 	done

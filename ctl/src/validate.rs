@@ -38,15 +38,15 @@ pub fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("Cannot open root directory {}: {e}", args.root.display()))?;
     let image_arg = crate::verbs::determine_image(&args.image, false)?;
     let image = host.find_image(&image_arg)?;
-    let profile = host.service_profile(&cli.profile)?;
-    let opened = host.open_image_with(&image, false)?;
-    let matches = (!args.prefixes.is_empty()).then_some(args.prefixes.as_slice());
     // The systemd that will start the units: as asked, else the one installed on the host.
     let version = cli
         .systemd_version
         .or_else(|| host.installed_systemd())
         .unwrap_or(Version::NEWEST)
         .behave_as();
+    let profile = host.service_profile_as(&cli.profile, version)?;
+    let opened = host.open_image_with(&image, false)?;
+    let matches = (!args.prefixes.is_empty()).then_some(args.prefixes.as_slice());
     let check = |root: &portctl_engine::ImageRoot| {
         compliance::check_image(&compliance::Request {
             host: &host,

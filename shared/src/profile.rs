@@ -12,26 +12,71 @@ use crate::parse::names::filename_is_valid;
 use crate::parse::unit_file::{self, parse_bool};
 use crate::version::{Behaviour, Version};
 
-/// The profiles portctl ships (systemd-units/profile), used for compliance checks on hosts
-/// that have none installed.
-const BUILTIN: [(&str, &str); 4] = [
-    (
-        "default",
-        include_str!("../../systemd-units/profile/default/service.conf"),
-    ),
-    (
-        "nonetwork",
-        include_str!("../../systemd-units/profile/nonetwork/service.conf"),
-    ),
-    (
-        "strict",
-        include_str!("../../systemd-units/profile/strict/service.conf"),
-    ),
-    (
-        "trusted",
-        include_str!("../../systemd-units/profile/trusted/service.conf"),
-    ),
-];
+/// The profiles portctl ships, one set per systemd version whose texts they carry
+/// (`systemd-units/profile/<set>/`; `make install` installs the host version's set where the
+/// host has none of that name). Also what compliance checks use on hosts that have none.
+macro_rules! shipped {
+    ($set:literal) => {
+        [
+            (
+                "default",
+                include_str!(concat!(
+                    "../../systemd-units/profile/",
+                    $set,
+                    "/default/service.conf"
+                )),
+            ),
+            (
+                "nonetwork",
+                include_str!(concat!(
+                    "../../systemd-units/profile/",
+                    $set,
+                    "/nonetwork/service.conf"
+                )),
+            ),
+            (
+                "strict",
+                include_str!(concat!(
+                    "../../systemd-units/profile/",
+                    $set,
+                    "/strict/service.conf"
+                )),
+            ),
+            (
+                "trusted",
+                include_str!(concat!(
+                    "../../systemd-units/profile/",
+                    $set,
+                    "/trusted/service.conf"
+                )),
+            ),
+        ]
+    };
+}
+const SHIPPED_252: [(&str, &str); 4] = shipped!("252");
+const SHIPPED_257: [(&str, &str); 4] = shipped!("257");
+const SHIPPED_258: [(&str, &str); 4] = shipped!("258");
+
+/// The set of shipped profiles with the texts of systemd `version`: "252" (up to 256),
+/// "257" (`BindLogSockets=yes` for the log sockets' binds, no `PrivateTmp=yes` beside
+/// `DynamicUser=yes`), "258" (and `DelegateNamespaces=no`). The Makefile picks the same.
+pub fn shipped_profile_set(version: Version) -> &'static str {
+    if version.has(Behaviour::ProfileDelegateNamespaces) {
+        "258"
+    } else if version.has(Behaviour::ProfileBindLogSockets) {
+        "257"
+    } else {
+        "252"
+    }
+}
+
+fn shipped(version: Version) -> &'static [(&'static str, &'static str); 4] {
+    match shipped_profile_set(version) {
+        "258" => &SHIPPED_258,
+        "257" => &SHIPPED_257,
+        _ => &SHIPPED_252,
+    }
+}
 
 /// A profile drop-in for one unit type.
 #[derive(Debug, Clone, Serialize)]
@@ -78,12 +123,19 @@ impl Host {
         Ok(None)
     }
 
-    /// The `service` profile `name` from the host, or else portctl's built-in copy.
+    /// The `service` profile `name` from the host, or else portctl's copy for the newest
+    /// systemd ([`Host::service_profile_as`]).
     pub fn service_profile(&self, name: &str) -> Result<Profile> {
+        self.service_profile_as(name, Version::NEWEST)
+    }
+
+    /// The `service` profile `name` from the host, or else the copy portctl ships for
+    /// systemd `version`.
+    pub fn service_profile_as(&self, name: &str, version: Version) -> Result<Profile> {
         if let Some(p) = self.find_profile(name, "service")? {
             return Ok(p);
         }
-        BUILTIN
+        shipped(version)
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(n, content)| Profile {
@@ -277,6 +329,32 @@ mod tests {
         std::fs::write(dir.path().join("etc/machine-id"), "x\n").unwrap();
         let host = Host::new(dir.path()).unwrap();
         (dir, host)
+    }
+
+    #[test]
+    fn shipped_profiles_carry_their_versions_settings() {
+        for v in [252, 254, 256, 257, 258, 262, 300] {
+            let v = Version(v).behave_as();
+            for (name, text) in shipped(v) {
+                let has = |line: &str| text.lines().any(|l| l == line);
+                let what = format!("systemd {v}, {name}");
+                let logs = v.has(Behaviour::ProfileBindLogSockets);
+                // `trusted` binds nothing: the host's /run is there.
+                let confined = *name != "trusted";
+                assert_eq!(has("BindLogSockets=yes"), confined && logs, "{what}");
+                assert_eq!(
+                    text.contains("BindReadOnlyPaths=/dev/log /run/systemd/journal/socket"),
+                    confined && !logs,
+                    "{what}"
+                );
+                assert_eq!(has("PrivateTmp=yes"), !confined || !logs, "{what}");
+                assert_eq!(
+                    has("DelegateNamespaces=no"),
+                    confined && v.has(Behaviour::ProfileDelegateNamespaces),
+                    "{what}"
+                );
+            }
+        }
     }
 
     fn paths(req: &[RequiredPath]) -> Vec<(&str, PathKind)> {

@@ -189,7 +189,8 @@ pub fn attach_host(s: &Scratch) -> Host {
             Node::Dir("/var/lib/portables"),
         ],
     );
-    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd-units/profile");
+    // systemd 252's profiles: the texts the fs tier's expectations are written against.
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd-units/profile/252");
     for p in ["default", "nonetwork", "strict", "trusted"] {
         let dst = s.join(format!("/usr/lib/systemd/portable/profile/{p}"));
         fs::create_dir_all(&dst).unwrap();
