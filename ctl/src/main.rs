@@ -3,6 +3,7 @@
 mod agent;
 mod bus;
 mod format;
+mod help;
 mod pid1;
 mod progress;
 mod run;
@@ -218,6 +219,23 @@ fn verb_options(verb: &str) -> &'static [&'static str] {
     }
 }
 
+/// The systemd whose portablectl `portctl --help` looks like: `--systemd-version=N`, else the
+/// one installed on the host (no bus is asked for a help text), else the newest.
+fn help_version(args: &[String]) -> Version {
+    let pinned = args.iter().enumerate().find_map(|(i, a)| {
+        let v = a.strip_prefix("--systemd-version=").or_else(|| {
+            (a == "--systemd-version")
+                .then(|| args.get(i + 1).map(String::as_str))
+                .flatten()
+        })?;
+        Version::parse(v)
+    });
+    pinned
+        .or_else(|| portctl_engine::Host::system().ok()?.installed_systemd())
+        .unwrap_or(Version::NEWEST)
+        .behave_as()
+}
+
 /// `portctl VERB --help`: the verb's own options only.
 fn verb_help(verb: &str) -> Option<ExitCode> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -268,10 +286,17 @@ fn main() -> ExitCode {
         .init();
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        if let Some(verb) = args[1..].iter().find(|a| !a.starts_with('-')) {
+        let cmd = <Cli as clap::CommandFactory>::command();
+        let verb = args[1..]
+            .iter()
+            .find(|a| cmd.find_subcommand(a.as_str()).is_some());
+        if let Some(verb) = verb {
             if let Some(code) = verb_help(verb) {
                 return code;
             }
+        } else {
+            print!("{}", help::text(help_version(&args)));
+            return ExitCode::SUCCESS;
         }
     }
     let cli = match Cli::try_parse() {
