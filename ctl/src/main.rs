@@ -92,6 +92,12 @@ pub struct Cli {
     /// Print machine-readable JSON (pretty or short) instead of text (docs/json.md)
     #[arg(long, global = true, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "pretty")]
     json: Option<JsonFormat>,
+    /// The system scope (the default), as portablectl 260 and later accept it
+    #[arg(long, global = true, hide = true, overrides_with = "user")]
+    system: bool,
+    /// The user scope of portablectl 260 and later: not served by portctl yet
+    #[arg(long, global = true, hide = true, overrides_with = "system")]
+    user: bool,
 }
 
 fn parse_version(s: &str) -> Result<Version, String> {
@@ -323,6 +329,12 @@ fn main() -> ExitCode {
             };
         }
     };
+    if cli.user {
+        eprintln!(
+            "portctl serves portable services of the system only: --user (the user scope of systemd 260 and later) is not supported yet."
+        );
+        return ExitCode::FAILURE;
+    }
     let result = match &cli.command {
         Some(Command::Validate(args)) => validate::run(&cli, args),
         Some(Command::Run(args)) => run::run(&cli, args),
@@ -345,5 +357,19 @@ fn main() -> ExitCode {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_scope_options_last_one_wins() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap();
+        assert!(parse(&["portctl", "--user", "list"]).user);
+        assert!(!parse(&["portctl", "--user", "--system", "list"]).user);
+        assert!(parse(&["portctl", "--system", "list", "--user"]).user);
+        assert!(!parse(&["portctl", "list"]).user);
     }
 }
