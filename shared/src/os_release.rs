@@ -444,8 +444,13 @@ fn not_strict(root: &ImageRoot, path: &str) -> bool {
 }
 
 /// systemd's `extension_release_validate` for the scope `portable`: why the extension does
-/// not fit the root image, or `None` when it does.
-pub fn extension_mismatch(ext: &ExtensionRelease, root: &OsRelease) -> Option<String> {
+/// not fit the root image, or `None` when it does. With `id_like` (systemd 258 and later) the
+/// extension's ID may also be one of the root's `ID_LIKE=`.
+pub fn extension_mismatch(
+    ext: &ExtensionRelease,
+    root: &OsRelease,
+    id_like: bool,
+) -> Option<String> {
     let e = &ext.file.parsed;
     let (prefix, level_key) = if ext.confext {
         ("CONFEXT_", "CONFEXT_LEVEL")
@@ -455,9 +460,14 @@ pub fn extension_mismatch(ext: &ExtensionRelease, root: &OsRelease) -> Option<St
     let Some(id) = e.non_empty("ID") else {
         return Some("it has no ID".into());
     };
-    if id != "_any" && Some(id) != root.non_empty("ID") {
+    let like = root.non_empty("ID_LIKE").filter(|_| id_like);
+    let is_like = like.is_some_and(|l| l.split_whitespace().any(|w| w == id));
+    if id != "_any" && Some(id) != root.non_empty("ID") && !is_like {
+        let also = like
+            .map(|l| format!(" nor in its ID_LIKE={l}"))
+            .unwrap_or_default();
         return Some(format!(
-            "its ID={id} is not the root's ID={}",
+            "its ID={id} is not the root's ID={}{also}",
             root.non_empty("ID").unwrap_or("")
         ));
     }
@@ -512,6 +522,29 @@ mod tests {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn extension_id_may_match_id_like_from_258() {
+        let ext = |text: &str| ExtensionRelease {
+            file: ReleaseFile {
+                path: "/usr/lib/extension-release.d/extension-release.app".into(),
+                raw: text.as_bytes().to_vec(),
+                parsed: OsRelease::parse(text.as_bytes()),
+            },
+            confext: false,
+        };
+        let root = OsRelease::parse(b"ID=raspbian\nID_LIKE=debian\nVERSION_ID=12\n");
+        let e = ext("ID=debian\nVERSION_ID=12\n");
+        assert_eq!(
+            extension_mismatch(&e, &root, false).as_deref(),
+            Some("its ID=debian is not the root's ID=raspbian")
+        );
+        assert_eq!(extension_mismatch(&e, &root, true), None);
+        assert_eq!(
+            extension_mismatch(&ext("ID=fedora\nVERSION_ID=12\n"), &root, true).as_deref(),
+            Some("its ID=fedora is not the root's ID=raspbian nor in its ID_LIKE=debian")
+        );
     }
 
     #[test]

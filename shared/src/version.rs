@@ -118,6 +118,8 @@ pub enum Behaviour {
     /// The client: `--help` in the newer layout (`> portablectl [OPTION…] COMMAND …`, a
     /// verb's arguments on a second line, `[list]`).
     NewHelpLayout,
+    /// An extension's `ID=` may also match one of the root image's `ID_LIKE=`.
+    ExtensionIdLike,
 }
 
 /// One row of the table: a behaviour and the versions that have it.
@@ -258,6 +260,12 @@ pub const TABLE: &[Row] = &[
         since: Version(262),
         until: None,
         evidence: "observed: portablectl --help of 252 and 257 in the old layout, of 262.1 in the new one; 258 to 261 not checked, 262 assumed",
+    },
+    Row {
+        behaviour: Behaviour::ExtensionIdLike,
+        since: Version(258),
+        until: None,
+        evidence: "258's NEWS: 'systemd-sysext (and portable services with sysexts applied) will now take the os-release ID_LIKE= field into account'",
     },
 ];
 

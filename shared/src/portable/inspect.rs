@@ -152,9 +152,10 @@ impl Host {
             let ext_opened = self.open_image_with(&ext, false)?;
             let ext_release =
                 extension_release(&ext_opened.root, &ext, o.relax_extension_check, version)?;
-            let mismatch = release
-                .as_ref()
-                .and_then(|r| extension_mismatch(&ext_release, &r.parsed));
+            let mismatch = release.as_ref().and_then(|r| {
+                let id_like = version.has(crate::version::Behaviour::ExtensionIdLike);
+                extension_mismatch(&ext_release, &r.parsed, id_like)
+            });
             let found = find_units_within(&ext_opened.root, &o.matches, &mut budget)
                 .map_err(unit_error(&ext))?;
             for u in found {
