@@ -199,13 +199,13 @@ pub const TABLE: &[Row] = &[
         behaviour: Behaviour::QuotedUnitFileChanges,
         since: Version(257),
         until: None,
-        evidence: "install_changes_dump() in 254's install.c: unquoted; in 257's: quoted; 255 and 256 not checked, 257 assumed",
+        evidence: "install_changes_dump() in 254's install.c: unquoted; in 257's: quoted; the golden test sees 254's portablectl print them unquoted; 255 and 256 not checked, 257 assumed",
     },
     Row {
         behaviour: Behaviour::SizesWithoutZeroDecimal,
         since: Version(257),
         until: None,
-        evidence: "format_bytes_full() in 254's format-util.c always prints the decimal, 257's only when it is not zero; 255 and 256 not checked, 257 assumed",
+        evidence: "format_bytes_full() in 254's format-util.c always prints the decimal, 257's only when it is not zero; the golden test sees it in 254's portablectl; 255 and 256 not checked, 257 assumed",
     },
     Row {
         behaviour: Behaviour::OnePrefixSingular,
@@ -241,7 +241,7 @@ pub const TABLE: &[Row] = &[
         behaviour: Behaviour::ProfileBindLogSockets,
         since: Version(257),
         until: None,
-        evidence: "observed: the profiles of 252 (Debian 12) bind /dev/log and the journal's sockets and say PrivateTmp=yes, those of 257 (Debian 13) and 262.1 say BindLogSockets=yes (a setting new in 257's NEWS) and no PrivateTmp=",
+        evidence: "observed: the profiles of 252 (Debian 12) and 254 (its backport) bind /dev/log and the journal's sockets and say PrivateTmp=yes, those of 257 (Debian 13) and 262.1 say BindLogSockets=yes (a setting new in 257's NEWS) and no PrivateTmp=",
     },
     Row {
         behaviour: Behaviour::ProfileDelegateNamespaces,
@@ -253,13 +253,13 @@ pub const TABLE: &[Row] = &[
         behaviour: Behaviour::AttachResolvesLinks,
         since: Version(257),
         until: None,
-        evidence: "observed (daemon/tests/box/refdiff.rs, attach of minimal_lnk through /run/portables/minimal_lnk.raw): 252 writes RootImage=/run/portables/minimal_lnk.raw and links /etc/portables/minimal_lnk.raw to it, 257 and 262.1 write and link the target; 253 to 256 not checked, 257 assumed",
+        evidence: "observed (daemon/tests/box/refdiff.rs, attach of minimal_lnk through /run/portables/minimal_lnk.raw): 252 and 254 write RootImage=/run/portables/minimal_lnk.raw and link /etc/portables/minimal_lnk.raw to it, 257 and 262.1 write and link the target; 255 and 256 not checked, 257 assumed",
     },
     Row {
         behaviour: Behaviour::NewHelpLayout,
         since: Version(262),
         until: None,
-        evidence: "observed: portablectl --help of 252 and 257 in the old layout, of 262.1 in the new one; 258 to 261 not checked, 262 assumed",
+        evidence: "observed: portablectl --help of 252, 254 and 257 in the old layout (254's is 252's: --clean and mixed came with 256, its NEWS), of 262.1 in the new one; 258 to 261 not checked, 262 assumed",
     },
     Row {
         behaviour: Behaviour::ExtensionIdLike,

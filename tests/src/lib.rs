@@ -253,21 +253,24 @@ pub fn snapshot(root: &Path, dirs: &[&str]) -> Vec<String> {
     out
 }
 
-/// The systemd versions the box tier boots: Debian 12's (the host's own root), Debian 13's
-/// and sid's (roots made by `tests/harness/mkroot`, cached in /var/tmp/portctl-roots).
+/// The systemd versions the box tier boots: Debian 12's (the host's own root), Debian 12's
+/// backport (254), Debian 13's and sid's (roots made by `tests/harness/mkroot`, cached in
+/// /var/tmp/portctl-roots).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Systemd {
     V252,
+    V254,
     V257,
     V262,
 }
 
 impl Systemd {
-    pub const ALL: [Self; 3] = [Self::V252, Self::V257, Self::V262];
+    pub const ALL: [Self; 4] = [Self::V252, Self::V254, Self::V257, Self::V262];
 
     pub fn number(self) -> u32 {
         match self {
             Self::V252 => 252,
+            Self::V254 => 254,
             Self::V257 => 257,
             Self::V262 => 262,
         }
@@ -277,6 +280,7 @@ impl Systemd {
     pub fn lower(self) -> Option<PathBuf> {
         let suite = match self {
             Self::V252 => return None,
+            Self::V254 => "bookworm-backports",
             Self::V257 => "trixie",
             Self::V262 => "sid",
         };
