@@ -302,6 +302,20 @@ fn portablectl_prints_the_same_against_portctld(b: &SystemdBox) {
         }
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
+    // --help: portablectl's text with the name changed, then portctl's own verbs and options.
+    let help = |client: &str| {
+        let out = b.exec(&["env", "SYSTEMD_COLORS=0", "LANG=C.UTF-8", client, "--help"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let theirs = help("portablectl")
+        .replace("portablectl", "portctl")
+        .replace("\nSee the portctl(1) man page for details.\n", "");
+    let ours = help("portctl");
+    assert_eq!(
+        ours.split("\nportctl's own:\n").next().unwrap(),
+        theirs,
+        "portctl --help"
+    );
     // v252 loses the attachment on a reattach by short name (docs/compatibility.md, "reattach"); portctld does not.
     let ok = |args: &[&str]| portablectl(b, args).status.success();
     assert!(ok(&["attach", "minimal_1"]));
