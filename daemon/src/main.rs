@@ -10,6 +10,7 @@ mod auth;
 mod errors;
 mod extra;
 mod image;
+mod introspect;
 mod manager;
 mod notify;
 mod ops;

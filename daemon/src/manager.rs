@@ -12,6 +12,7 @@ use zbus::message::Header;
 use zbus::{interface, Connection, ObjectServer, OwnedObjectPath};
 
 use crate::image::ImageObject;
+use crate::introspect::Unlisted;
 use crate::ops::{runtime_flags, Call, Changes, Target};
 use crate::state::State;
 
@@ -48,11 +49,19 @@ pub async fn sync_image_objects(
         };
         (add, gone)
     };
+    let unlisted = if add.is_empty() {
+        ""
+    } else {
+        state.unlisted_reattach().await
+    };
     for name in add {
         let path = image_object_path(&name);
-        let obj = ImageObject {
-            name: name.clone(),
-            state: Arc::clone(state),
+        let obj = Unlisted {
+            inner: ImageObject {
+                name: name.clone(),
+                state: Arc::clone(state),
+            },
+            method: unlisted,
         };
         match server.at(path.as_str(), obj).await {
             Ok(_) => {
@@ -67,7 +76,9 @@ pub async fn sync_image_objects(
     }
     for name in gone {
         let path = image_object_path(&name);
-        let _ = server.remove::<ImageObject, _>(path.as_str()).await;
+        let _ = server
+            .remove::<Unlisted<ImageObject>, _>(path.as_str())
+            .await;
         state
             .exported
             .lock()

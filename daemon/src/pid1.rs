@@ -48,6 +48,19 @@ impl SystemdManager {
             .await
     }
 
+    /// The version behaved as, asked from async code (the `ServiceManager` one blocks).
+    pub async fn behave_as(&self) -> Version {
+        let asked = match self.pinned {
+            Some(v) => Some(v),
+            None => self
+                .query_version()
+                .await
+                .ok()
+                .and_then(|v| Version::parse(&v)),
+        };
+        asked.unwrap_or(Version::NEWEST).behave_as()
+    }
+
     fn offline(&self, e: &zbus::Error) -> bool {
         let absent = service_manager_absent(e);
         if absent && !self.offline_logged.swap(true, Ordering::Relaxed) {

@@ -23,6 +23,9 @@ pub struct State {
     /// [`portctl_engine::limits::METADATA_MAX`] bytes of an image, so memory stays bounded
     /// however many calls arrive (docs/security.md, "Limits").
     workers: tokio::sync::Semaphore,
+    /// The version image objects are introspected as, asked once (PID 1 changes its version
+    /// only by re-executing, and portctld exits when idle).
+    introspected: tokio::sync::OnceCell<portctl_engine::version::Version>,
 }
 
 /// How many engine operations run at once; the others wait for a turn.
@@ -51,6 +54,7 @@ impl State {
             last_activity: Mutex::new(Instant::now()),
             exported: Mutex::new(BTreeSet::new()),
             workers: tokio::sync::Semaphore::new(WORKERS),
+            introspected: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -69,6 +73,21 @@ impl State {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .elapsed()
+    }
+
+    /// The spelling of `ReattachWithExtensions` image objects leave out of their
+    /// introspection data: the one PID 1's systemd does not introspect.
+    pub async fn unlisted_reattach(&self) -> &'static str {
+        use portctl_engine::version::Behaviour;
+        let v = self
+            .introspected
+            .get_or_init(|| self.pid1.behave_as())
+            .await;
+        if v.has(Behaviour::ReattachSpelledRight) {
+            "ReattacheWithExtensions"
+        } else {
+            "ReattachWithExtensions"
+        }
     }
 
     /// Runs engine work on a blocking thread (loop devices, mounts and file writes never run

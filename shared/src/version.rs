@@ -120,6 +120,9 @@ pub enum Behaviour {
     NewHelpLayout,
     /// An extension's `ID=` may also match one of the root image's `ID_LIKE=`.
     ExtensionIdLike,
+    /// The image object introspects `ReattachWithExtensions` (before: the misspelled
+    /// `ReattacheWithExtensions`); portctld serves both spellings at every version.
+    ReattachSpelledRight,
 }
 
 /// One row of the table: a behaviour and the versions that have it.
@@ -266,6 +269,12 @@ pub const TABLE: &[Row] = &[
         since: Version(258),
         until: None,
         evidence: "258's NEWS: 'systemd-sysext (and portable services with sysexts applied) will now take the os-release ID_LIKE= field into account'",
+    },
+    Row {
+        behaviour: Behaviour::ReattachSpelledRight,
+        since: Version(254),
+        until: None,
+        evidence: "observed (busctl introspect of an image object): 252 lists ReattacheWithExtensions only, 254, 257 and 262.1 ReattachWithExtensions only",
     },
 ];
 

@@ -302,6 +302,24 @@ fn portablectl_prints_the_same_against_portctld(b: &SystemdBox) {
         }
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
+    // The image object introspects the spelling of ReattachWithExtensions the box's systemd
+    // introspects (252: misspelled), and serves both.
+    let intro = b.exec(&[
+        "busctl",
+        "introspect",
+        "org.freedesktop.portable1",
+        "/org/freedesktop/portable1/image/minimal_5f1",
+    ]);
+    let intro = String::from_utf8_lossy(&intro.stdout).into_owned();
+    let (listed, unlisted) = if b.systemd().number() >= 254 {
+        (".ReattachWithExtensions ", ".ReattacheWithExtensions ")
+    } else {
+        (".ReattacheWithExtensions ", ".ReattachWithExtensions ")
+    };
+    assert!(
+        intro.contains(listed) && !intro.contains(unlisted),
+        "{intro}"
+    );
     // --help: portablectl's text with the name changed, then portctl's own verbs and options.
     let help = |client: &str| {
         let out = b.exec(&["env", "SYSTEMD_COLORS=0", "LANG=C.UTF-8", client, "--help"]);
