@@ -50,52 +50,14 @@ Options:
                               detaching an image (with extensions)
 ";
 
-/// systemd 256 to 261: `--copy=` gained `mixed`, and `--clean` is listed.
-const V256: &str = "\
-portctl [OPTIONS...] COMMAND ...
-
-Attach or detach portable services from the local system.
-
-Commands:
-  list                        List available portable service images
-  attach NAME|PATH [PREFIX...]
-                              Attach the specified portable service image
-  detach NAME|PATH [PREFIX...]
-                              Detach the specified portable service image
-  reattach NAME|PATH [PREFIX...]
-                              Reattach the specified portable service image
-  inspect NAME|PATH [PREFIX...]
-                              Show details of specified portable service image
-  is-attached NAME|PATH       Query if portable service image is attached
-  read-only NAME|PATH [BOOL]  Mark or unmark portable service image read-only
-  remove NAME|PATH...         Remove a portable service image
-  set-limit [NAME|PATH]       Set image or pool size limit (disk quota)
-
-Options:
-  -h --help                   Show this help
-     --version                Show package version
-     --no-pager               Do not pipe output into a pager
-     --no-legend              Do not show the headers and footers
-     --no-ask-password        Do not ask for system passwords
-  -H --host=[USER@]HOST       Operate on remote host
-  -M --machine=CONTAINER      Operate on local container
-  -q --quiet                  Suppress informational messages
-  -p --profile=PROFILE        Pick security profile for portable service
-     --copy=copy|auto|symlink|mixed
-                              Pick copying or symlinking of resources
-     --runtime                Attach portable service until next reboot only
-     --no-reload              Don't reload the system and service manager
-     --cat                    When inspecting include unit and os-release file
-                              contents
-     --enable                 Immediately enable/disable the portable service
-                              after attach/detach
-     --now                    Immediately start/stop the portable service after
-                              attach/before detach
-     --no-block               Don't block waiting for attach --now to complete
-     --extension=PATH         Extend the image with an overlay
-     --force                  Skip 'already active' check when attaching or
-                              detaching an image (with extensions)
-     --clean                  When detaching, also remove configuration, state,
+/// What systemd 256 to 261 changed in 252's text: `--copy=` gained `mixed`, `--clean` is
+/// listed after `--force`.
+const V256_COPY: (&str, &str) = (
+    "     --copy=copy|auto|symlink Prefer copying or symlinks if possible\n",
+    "     --copy=copy|auto|symlink|mixed\n                              Pick copying or symlinking of resources\n",
+);
+const CLEAN: &str =
+    "     --clean                  When detaching, also remove configuration, state,
                               cache, logs or runtime data of the portable
                               service(s)
 ";
@@ -163,12 +125,9 @@ fn additions(version: Version) -> String {
         "                              Run a unit's command, or a command, from an image",
         "                              without attaching it",
     ];
+    let clean = CLEAN.trim_end().lines().collect::<Vec<_>>();
     if !version.has(Behaviour::CopyMixed) {
-        lines.extend([
-            "     --clean                  When detaching, also remove configuration, state,",
-            "                              cache, logs or runtime data of the portable",
-            "                              service(s)",
-        ]);
+        lines.extend(clean);
     }
     lines.extend([
         "     --fail-if-detached       is-attached: exit with status 1 when detached",
@@ -185,11 +144,11 @@ fn additions(version: Version) -> String {
 /// The help text for `version`.
 pub fn text(version: Version) -> String {
     let base = if version.has(Behaviour::NewHelpLayout) {
-        V262
+        V262.to_string()
     } else if version.has(Behaviour::CopyMixed) {
-        V256
+        format!("{}{CLEAN}", V252.replace(V256_COPY.0, V256_COPY.1))
     } else {
-        V252
+        V252.to_string()
     };
     format!("{base}{}", additions(version))
 }
