@@ -83,12 +83,7 @@ impl Host {
         relax: bool,
     ) -> Result<(Metadata, Vec<ExtensionReleaseBytes>)> {
         // One budget for every layer: the whole reply must fit into one D-Bus message.
-        let (arg, extensions) = &self.resolve_all(
-            super::behave_as(pid1),
-            crate::version::Behaviour::SearchPathLinksResolved,
-            arg,
-            extensions,
-        )?;
+        let (arg, extensions) = &self.reported(pid1, arg, extensions)?;
         let mut budget = Budget::default();
         let mut meta = self.image_metadata_within(arg, matches, &mut budget)?;
         let mut releases = Vec::new();

@@ -143,6 +143,20 @@ impl crate::Host {
     }
 }
 
+impl crate::Host {
+    /// The image and extensions as inspect and the state name them: search-path symlinks
+    /// resolved from 262 on, `.v/` directories picked ([`Host::resolve_all`]).
+    pub(crate) fn reported(
+        &self,
+        pid1: &dyn ServiceManager,
+        arg: &str,
+        extensions: &[String],
+    ) -> crate::error::Result<(String, Vec<String>)> {
+        let links = crate::version::Behaviour::SearchPathLinksResolved;
+        self.resolve_all(behave_as(pid1), links, arg, extensions)
+    }
+}
+
 /// The version portctl behaves as under `pid1` (docs/compatibility.md, "By systemd version").
 pub fn behave_as(pid1: &dyn ServiceManager) -> Version {
     pid1.version().unwrap_or(Version::NEWEST).behave_as()

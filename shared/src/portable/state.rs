@@ -90,12 +90,7 @@ impl Host {
         arg: &str,
         extensions: &[String],
     ) -> Result<State> {
-        let (arg, extensions) = &self.resolve_all(
-            super::behave_as(pid1),
-            crate::version::Behaviour::SearchPathLinksResolved,
-            arg,
-            extensions,
-        )?;
+        let (arg, extensions) = &self.reported(pid1, arg, extensions)?;
         let attached = AttachedUnits::read(self)?;
         self.state_among(pid1, &attached, arg, extensions)
     }
